@@ -1,0 +1,3 @@
+from traceview.cli.app import main
+
+main()

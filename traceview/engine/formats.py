@@ -1,0 +1,154 @@
+"""Input files: detect the format from content, then stream it in chunks.
+
+The whole file is never held in memory: gzip is decompressed chunk by chunk
+and each chunk goes straight to the trace processor.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from traceview.errors import TraceLoadError
+
+CHUNK_BYTES = 8 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class TraceFile:
+    """What we learned about a file before loading it."""
+
+    path: Path
+    format: str  # "json" | "perfetto-proto"
+    compressed: bool
+    size: int  # bytes on disk
+    estimated_raw_size: int  # uncompressed bytes (gzip ISIZE is mod 4 GiB: a lower bound)
+
+
+def _gzip_isize(path: Path, size: int) -> int:
+    with path.open("rb") as fh:
+        fh.seek(size - 4)
+        return int.from_bytes(fh.read(4), "little")
+
+
+def _sniff(head: bytes) -> str | None:
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text[:1] in (b"{", b"["):
+        return "json"
+    if head.startswith(SQLITE_MAGIC):
+        return "sqlite"
+    # A Perfetto trace is a `Trace` proto: repeated field 1 (TracePacket),
+    # wire type 2, so the first byte is 0x0a followed by a varint length.
+    if head[:1] == b"\x0a" and len(head) > 1:
+        return "perfetto-proto"
+    return None
+
+
+def inspect_file(path: Path) -> TraceFile:
+    """Checks that ``path`` is a readable trace and detects its format.
+
+    Raises TraceLoadError naming the file and the problem.
+    """
+    if not path.exists():
+        raise TraceLoadError(path, "no such file")
+    if path.is_dir():
+        raise TraceLoadError(path, "is a directory, not a trace file")
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError as err:
+        raise TraceLoadError(path, f"cannot read: {err.strerror or err}") from None
+    if size == 0:
+        raise TraceLoadError(path, "file is empty")
+    compressed = head.startswith(GZIP_MAGIC)
+    raw_size = size
+    if compressed:
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(4096)
+        except (OSError, EOFError, zlib.error) as err:
+            raise TraceLoadError(path, f"not a valid gzip file ({_one_line(err)})") from None
+        if not head:
+            raise TraceLoadError(path, "gzip file decompresses to nothing")
+        raw_size = _gzip_isize(path, size) if size >= 18 else 0
+    fmt = _sniff(head)
+    if fmt is None:
+        raise TraceLoadError(path, "not a trace: expected Kineto/Chrome JSON or a Perfetto protobuf trace")
+    if fmt == "sqlite":
+        raise TraceLoadError(path, "is an SQLite database, not a trace this version reads")
+    return TraceFile(path, fmt, compressed, size, raw_size)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]
+
+
+def iter_chunks(info: TraceFile, on_progress: ProgressFn | None = None,
+                chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Yields the decompressed trace in chunks; progress counts bytes read from disk."""
+    with info.path.open("rb") as raw:
+        stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw, mode="rb") if info.compressed else raw
+        while True:
+            try:
+                chunk = stream.read(chunk_bytes)
+            except EOFError:
+                raise TraceLoadError(info.path, "truncated gzip: the compressed stream ends early") from None
+            except (OSError, zlib.error) as err:
+                raise TraceLoadError(info.path, f"corrupt gzip data ({_one_line(err)})") from None
+            if not chunk:
+                return
+            if on_progress is not None:
+                on_progress(raw.tell(), info.size)
+            yield chunk
+
+
+def default_cache_dir() -> Path:
+    """XDG cache dir for traceview (compiled wasm, per-trace results)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "traceview"
+
+
+# Kineto traces recorded with_stack put python_function events on the same
+# thread as cpu_ops and annotations, and they nest improperly with them (e.g.
+# `profiler.py: step` ends just after ProfilerStep#N begins). The trace
+# processor then drops the later slice: ProfilerStep markers, cpu_ops and even
+# launch calls vanish. Giving python_function events their own thread track
+# ("py <tid>") keeps every slice the counts need; only stack nesting is lost.
+_PYTHON_FUNCTION_TID = re.compile(
+    rb'("cat"\s*:\s*"python_function"\s*,\s*"name"\s*:\s*"(?:[^"\\]|\\.)*"\s*,\s*'
+    rb'"pid"\s*:\s*(?:-?\d+|"[^"]*")\s*,\s*"tid"\s*:\s*)(-?\d+|"[^"]*")')
+
+
+def _python_tid(match: re.Match) -> bytes:
+    return match.group(1) + b'"py ' + match.group(2).strip(b'"') + b'"'
+
+
+def separate_python_stacks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Streams JSON chunks with python_function events moved to their own threads.
+
+    Each chunk is cut at its last '{' so an event's header never straddles two
+    chunks; the tail is carried into the next one.
+    """
+    carry = b""
+    for chunk in chunks:
+        data = carry + chunk
+        cut = data.rfind(b"{")
+        if cut <= 0:
+            carry = data
+            continue
+        head, carry = data[:cut], data[cut:]
+        yield _PYTHON_FUNCTION_TID.sub(_python_tid, head) if b'"python_function"' in head else head
+    if carry:
+        yield _PYTHON_FUNCTION_TID.sub(_python_tid, carry) if b'"python_function"' in carry else carry

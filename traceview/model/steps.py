@@ -1,0 +1,90 @@
+"""Decode steps: CPU-side annotations matching a step marker, one row per step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from traceview.engine import Trace
+from traceview.model.rules import StepMarker, compile_regex, load_step_markers
+from traceview.model.sql import sql_literal
+
+# CPU-side annotation categories across Kineto versions; the GPU-side copy of an
+# annotation (gpu_user_annotation) is excluded so ProfilerStep#N counts once.
+CPU_ANNOTATION_CATEGORIES = ("user_annotation", "cpu_op", "Operator")
+_CATS_SQL = ", ".join(sql_literal(c) for c in CPU_ANNOTATION_CATEGORIES)
+
+STEP_COLUMNS = ["step", "name", "slice_id", "cpu_start_ns", "cpu_end_ns", "cpu_dur_ns"]
+
+
+@dataclass(frozen=True)
+class StepSelection:
+    """The steps found in a trace and how they were found."""
+
+    steps: pd.DataFrame  # STEP_COLUMNS; `step` is 0..n-1 in time order
+    marker: str  # name of the marker used ("custom" for --step-marker, "whole-trace" if none)
+    regex: str  # the regex that matched ("" for whole-trace)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _annotation_names(trace: Trace) -> pd.DataFrame:
+    return trace.query(f"""
+        select name, count(*) as n from slice
+        where category in ({_CATS_SQL}) and name is not null
+        group by name""")
+
+
+def find_step_markers(trace: Trace, markers: tuple[StepMarker, ...] | None = None) -> list[str]:
+    """Which packaged markers match, as ``"name: N annotations"`` strings (for ``info``)."""
+    names = _annotation_names(trace)
+    found = []
+    for marker in markers or load_step_markers():
+        hits = int(names.n[names.name.map(lambda s: bool(marker.regex.search(s)))].sum()) if len(names) else 0
+        if hits:
+            found.append(f"{marker.name}: {hits}")
+    return found
+
+
+def _trace_span(trace: Trace) -> tuple[int, int]:
+    row = trace.query("select ifnull(min(ts), 0) as lo, ifnull(max(ts + dur), 0) as hi from slice where dur >= 0")
+    return int(row.lo.iloc[0]), int(row.hi.iloc[0])
+
+
+def find_steps(trace: Trace, step_marker: str | None = None,
+               markers: tuple[StepMarker, ...] | None = None) -> StepSelection:
+    """Finds the steps of ``trace``.
+
+    ``step_marker`` (a regex) overrides the packaged markers. Markers are tried
+    in order; the first matching at least one CPU annotation wins. With none,
+    the whole trace is one step and a warning lists the markers tried.
+    Returns a StepSelection whose frame has STEP_COLUMNS (times in ns, int64).
+    """
+    names = _annotation_names(trace)
+    if step_marker is not None:
+        candidates = (StepMarker("custom", compile_regex(step_marker, "--step-marker", "step marker")),)
+    else:
+        candidates = markers or load_step_markers()
+    for marker in candidates:
+        matched = [n for n in names.name.tolist() if marker.regex.search(n)] if len(names) else []
+        if matched:
+            return StepSelection(_steps_named(trace, matched), marker.name, marker.regex.pattern)
+    lo, hi = _trace_span(trace)
+    whole = pd.DataFrame({"step": [0], "name": ["whole trace"], "slice_id": pd.array([None], dtype="Int64"),
+                          "cpu_start_ns": [lo], "cpu_end_ns": [hi], "cpu_dur_ns": [hi - lo]})
+    tried = ", ".join(f"{m.name} ({m.regex.pattern})" for m in candidates)
+    return StepSelection(whole, "whole-trace", "",
+                         [f"no step marker found; counted the whole trace as one step (tried: {tried})"])
+
+
+def _steps_named(trace: Trace, names: list[str]) -> pd.DataFrame:
+    name_list = ", ".join(sql_literal(n) for n in names)
+    frame = trace.query(f"""
+        select name, id as slice_id, ts as cpu_start_ns, ts + dur as cpu_end_ns, dur as cpu_dur_ns
+        from slice
+        where category in ({_CATS_SQL}) and name in ({name_list}) and dur >= 0
+        order by ts, id""")
+    frame.insert(0, "step", range(len(frame)))
+    return frame.astype({"step": "int64", "slice_id": "Int64", "cpu_start_ns": "int64",
+                         "cpu_end_ns": "int64", "cpu_dur_ns": "int64"})
+

@@ -1,0 +1,1 @@
+"""Packaged rule files (TOML): categories, step markers, expectations."""
