@@ -18,7 +18,7 @@ import pandas as pd
 
 from traceview.engine.backends import Backend, EngineConfig, select_backend
 from traceview.engine.formats import (ProgressFn, TraceFile, default_cache_dir, inspect_file, iter_chunks,
-                                      separate_python_stacks)
+                                      separate_nonnesting_events)
 from traceview.errors import QueryError, TraceLoadError, TraceviewError
 
 # Stats that mean the processor dropped or could not place events we count.
@@ -83,7 +83,7 @@ def _load(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None)
     backend = select_backend(config, file.estimated_raw_size)
     try:
         chunks = iter_chunks(file, on_progress)
-        backend.load(separate_python_stacks(chunks) if file.format == "json" else chunks)
+        backend.load(separate_nonnesting_events(chunks) if file.format == "json" else chunks)
         trace = Trace(file, backend)
         _validate(trace)
         return trace

@@ -120,23 +120,35 @@ def default_cache_dir() -> Path:
     return Path(base) / "traceview"
 
 
-# Kineto traces recorded with_stack put python_function events on the same
-# thread as cpu_ops and annotations, and they nest improperly with them (e.g.
-# `profiler.py: step` ends just after ProfilerStep#N begins). The trace
-# processor then drops the later slice: ProfilerStep markers, cpu_ops and even
-# launch calls vanish. Giving python_function events their own thread track
-# ("py <tid>") keeps every slice the counts need; only stack nesting is lost.
-_PYTHON_FUNCTION_TID = re.compile(
-    rb'("cat"\s*:\s*"python_function"\s*,\s*"name"\s*:\s*"(?:[^"\\]|\\.)*"\s*,\s*'
+# The trace processor nests "X" events per thread and DROPS one that overlaps
+# another improperly. Two Kineto habits trigger that and cost real events:
+# - with_stack traces put python_function events on the same thread as cpu_ops
+#   and annotations, and they nest improperly with them (`profiler.py: step`
+#   ends just after ProfilerStep#N begins): steps and launch calls vanish;
+# - memcpy/memset events share a stream with kernels, and microsecond rounding
+#   makes them overlap a neighbouring kernel by a few ns-to-us.
+# Giving those categories their own thread ("py 7", "gpu_memcpy 7") keeps every
+# slice the counts need; only the cosmetic nesting is lost.
+_OWN_THREAD_CATEGORIES = (b"python_function", b"gpu_memcpy", b"gpu_memset", b"Memcpy", b"Memset")
+_OWN_THREAD_TID = re.compile(
+    rb'("cat"\s*:\s*"(' + b"|".join(_OWN_THREAD_CATEGORIES) + rb')"\s*,\s*"name"\s*:\s*"(?:[^"\\]|\\.)*"\s*,\s*'
     rb'"pid"\s*:\s*(?:-?\d+|"[^"]*")\s*,\s*"tid"\s*:\s*)(-?\d+|"[^"]*")')
+_PREFIX = {b"python_function": b"py "}
 
 
-def _python_tid(match: re.Match) -> bytes:
-    return match.group(1) + b'"py ' + match.group(2).strip(b'"') + b'"'
+def _own_tid(match: re.Match) -> bytes:
+    prefix = _PREFIX.get(match.group(2), match.group(2) + b" ")
+    return match.group(1) + b'"' + prefix + match.group(3).strip(b'"') + b'"'
 
 
-def separate_python_stacks(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Streams JSON chunks with python_function events moved to their own threads.
+def _rewrite(data: bytes) -> bytes:
+    if not any(c in data for c in _OWN_THREAD_CATEGORIES):
+        return data
+    return _OWN_THREAD_TID.sub(_own_tid, data)
+
+
+def separate_nonnesting_events(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Streams JSON chunks with python_function/memcpy/memset events moved to their own threads.
 
     Each chunk is cut at its last '{' so an event's header never straddles two
     chunks; the tail is carried into the next one.
@@ -149,6 +161,6 @@ def separate_python_stacks(chunks: Iterator[bytes]) -> Iterator[bytes]:
             carry = data
             continue
         head, carry = data[:cut], data[cut:]
-        yield _PYTHON_FUNCTION_TID.sub(_python_tid, head) if b'"python_function"' in head else head
+        yield _rewrite(head)
     if carry:
-        yield _PYTHON_FUNCTION_TID.sub(_python_tid, carry) if b'"python_function"' in carry else carry
+        yield _rewrite(carry)

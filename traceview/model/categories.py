@@ -1,0 +1,147 @@
+"""Category rules (``rules/categories.toml``): first matching rule wins.
+
+Rules are applied to the distinct launch groups that come out of SQL, not to
+every launch, so even a trace with millions of launches matches a few thousand
+rows here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from traceview.errors import RulesError
+from traceview.model.rules import compile_regex, read_toml
+
+OTHER = "other"
+KINDS = ("kernel", "memcpy", "memset")
+DTYPE_CHANGE = ("yes", "no", "unknown")
+_REGEX_FIELDS = ("kernel", "op", "annotation")
+_ALLOWED = {"category", "why", "kernel", "kernel_glob", "kind", "op", "annotation", "dtype_change"}
+
+# Input type strings torch writes -> short dtype names for display.
+DTYPE_NAMES = {
+    "c10::BFloat16": "bfloat16", "float": "float32", "double": "float64", "c10::Half": "float16",
+    "long int": "int64", "long": "int64", "int": "int32", "short int": "int16", "short": "int16",
+    "signed char": "int8", "unsigned char": "uint8", "bool": "bool",
+    "c10::Float8_e4m3fn": "float8_e4m3fn", "c10::Float8_e5m2": "float8_e5m2",
+    "c10::Float8_e4m3fnuz": "float8_e4m3fnuz", "c10::complex<float>": "complex64",
+}
+# Ops whose Input types are (destination, source): a dtype change is a cast.
+_COPY_OPS = ("aten::copy_", "aten::_copy_from", "aten::copy")
+
+
+@dataclass(frozen=True)
+class CategoryRule:
+    category: str
+    why: str
+    kernel: re.Pattern | None = None
+    kernel_glob: str | None = None
+    kind: str | None = None
+    op: re.Pattern | None = None
+    annotation: re.Pattern | None = None
+    dtype_change: str | None = None
+
+    def matches(self, groups: pd.DataFrame) -> np.ndarray:
+        """Boolean mask over ``groups`` (columns kernel, kind, op, annotation, dtype_change)."""
+        mask = np.ones(len(groups), dtype=bool)
+        for field in _REGEX_FIELDS:
+            pattern = getattr(self, field)
+            if pattern is not None:
+                values = groups[field].fillna("").astype(str)
+                mask &= values.map(lambda v, p=pattern: p.search(v) is not None).to_numpy(dtype=bool)
+        if self.kernel_glob is not None:
+            mask &= groups["kernel"].fillna("").map(
+                lambda v: fnmatch.fnmatchcase(v, self.kernel_glob)).to_numpy(dtype=bool)
+        if self.kind is not None:
+            mask &= (groups["kind"] == self.kind).to_numpy(dtype=bool)
+        if self.dtype_change is not None:
+            mask &= (groups["dtype_change"] == self.dtype_change).to_numpy(dtype=bool)
+        return mask
+
+
+def _parse_rule(entry: object, index: int, source: str) -> CategoryRule:
+    where = f"rule #{index + 1}"
+    if not isinstance(entry, dict):
+        raise RulesError(source, f"{where}: expected a table")
+    unknown = set(entry) - _ALLOWED
+    if unknown:
+        raise RulesError(source, f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    category = entry.get("category")
+    if not isinstance(category, str) or not re.fullmatch(r"[A-Za-z_][\w-]*", category):
+        raise RulesError(source, f"{where}: category must be a name like 'fill', got {category!r}")
+    if not set(entry) & {"kernel", "kernel_glob", "kind", "op", "annotation", "dtype_change"}:
+        raise RulesError(source, f"{where} ({category}): needs at least one condition")
+    kind = entry.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise RulesError(source, f"{where} ({category}): kind must be one of {', '.join(KINDS)}")
+    change = entry.get("dtype_change")
+    if change is not None and change not in DTYPE_CHANGE:
+        raise RulesError(source, f"{where} ({category}): dtype_change must be one of {', '.join(DTYPE_CHANGE)}")
+    glob = entry.get("kernel_glob")
+    if glob is not None and not isinstance(glob, str):
+        raise RulesError(source, f"{where} ({category}): kernel_glob must be a string")
+    regexes = {f: compile_regex(entry[f], source, f"{where} ({category}) {f}") for f in _REGEX_FIELDS if f in entry}
+    return CategoryRule(category, str(entry.get("why", "")), kind=kind, dtype_change=change, kernel_glob=glob,
+                        **regexes)
+
+
+def load_category_rules(path: Path | None = None) -> tuple[CategoryRule, ...]:
+    """Parses the packaged ``categories.toml`` or a user rules file. Raises RulesError."""
+    data, source = read_toml(path, "categories.toml")
+    entries = data.get("rule")
+    if not isinstance(entries, list) or not entries:
+        raise RulesError(source, "needs at least one [[rule]] table")
+    return tuple(_parse_rule(e, i, source) for i, e in enumerate(entries))
+
+
+def _dtype_name(raw: object) -> str | None:
+    if raw is None or raw is pd.NA or (isinstance(raw, float) and np.isnan(raw)) or raw == "":
+        return None
+    return DTYPE_NAMES.get(str(raw), str(raw))
+
+
+def dtype_columns(groups: pd.DataFrame) -> pd.DataFrame:
+    """Adds ``src_dtype``, ``dst_dtype`` and ``dtype_change`` (yes/no/unknown) from the launching op."""
+    out = groups.copy()
+    is_copy = out["op"].isin(_COPY_OPS).to_numpy(dtype=bool)
+    dst = out["op_type0"].map(_dtype_name)
+    src = out["op_type1"].map(_dtype_name)
+    known = is_copy & dst.notna().to_numpy(dtype=bool) & src.notna().to_numpy(dtype=bool)
+    out["src_dtype"] = pd.array(np.where(known, src.astype(object), None), dtype="string")
+    out["dst_dtype"] = pd.array(np.where(known, dst.astype(object), None), dtype="string")
+    change = np.where(~known, "unknown", np.where(src.astype(object) != dst.astype(object), "yes", "no"))
+    out["dtype_change"] = pd.Series(change, index=out.index, dtype="string")
+    return out
+
+
+def categorize(groups: pd.DataFrame, rules: tuple[CategoryRule, ...]) -> pd.DataFrame:
+    """Adds ``category`` and ``rule`` (1-based index of the matching rule, 0 = none) columns."""
+    out = dtype_columns(groups)
+    category = np.full(len(out), OTHER, dtype=object)
+    rule_no = np.zeros(len(out), dtype=np.int64)
+    open_rows = np.ones(len(out), dtype=bool)
+    for i, rule in enumerate(rules, start=1):
+        if not open_rows.any():
+            break
+        hit = open_rows & rule.matches(out)
+        category[hit] = rule.category
+        rule_no[hit] = i
+        open_rows &= ~hit
+    out["category"] = pd.Series(category, index=out.index, dtype="string")
+    out["rule"] = rule_no
+    return out
+
+
+def category_order(rules: tuple[CategoryRule, ...]) -> list[str]:
+    """Category names in rule order, then ``other``: a stable column order for reports."""
+    seen: list[str] = []
+    for rule in rules:
+        if rule.category not in seen:
+            seen.append(rule.category)
+    return seen + ([OTHER] if OTHER not in seen else [])

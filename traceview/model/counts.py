@@ -1,0 +1,158 @@
+"""Per-step launch counts: the result every report, diff and check is built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from traceview.engine import EngineConfig, Trace, open_trace
+from traceview.engine.formats import ProgressFn
+from traceview.model.categories import CategoryRule, categorize, category_order, load_category_rules
+from traceview.model.launches import launch_groups
+from traceview.model.steps import find_steps
+
+OUTSIDE_REASONS = ("before_first_step", "after_last_step", "between_steps", "no_launch")
+
+
+@dataclass(frozen=True)
+class LaunchCounts:
+    """Launch counts of one trace.
+
+    ``launches``: one row per distinct (step, kernel, launch_api, op, dtypes,
+    annotation) with ``launches`` (int64), ``gpu_dur_ns`` (int64), ``category``,
+    ``graph_replayed``; ``step`` is <NA> outside every step (``outside`` says why).
+    ``steps``: one row per step (see ``steps_table``).
+    """
+
+    path: str
+    steps: pd.DataFrame
+    launches: pd.DataFrame
+    categories: list[str]
+    step_marker: str
+    step_regex: str
+    warnings: list[str] = field(default_factory=list)
+
+    def in_steps(self) -> pd.DataFrame:
+        return self.launches[self.launches["step"].notna()]
+
+    def per_step(self) -> pd.DataFrame:
+        """Steps x categories: launches per step (int64), index ``step``; every category is a column."""
+        inside = self.in_steps()
+        table = inside.pivot_table(index="step", columns="category", values="launches", aggfunc="sum",
+                                   fill_value=0, observed=True)
+        table = table.reindex(index=self.steps["step"].to_numpy(), columns=self.categories, fill_value=0)
+        table.index.name = "step"
+        table.columns.name = None
+        return table.astype("int64")
+
+    def outside_steps(self) -> dict[str, int]:
+        """GPU events attributed to no step, by reason (every reason present, zeros included)."""
+        outside = self.launches[self.launches["step"].isna()]
+        sums = outside.groupby("outside")["launches"].sum()
+        return {reason: int(sums.get(reason, 0)) for reason in OUTSIDE_REASONS}
+
+    @property
+    def total_gpu_events(self) -> int:
+        return int(self.launches["launches"].sum())
+
+    def steady_steps(self, skip: int = 0) -> pd.DataFrame:
+        """Steps after dropping the first ``skip`` (warm-up)."""
+        return self.steps.iloc[skip:] if skip < len(self.steps) else self.steps.iloc[0:0]
+
+    def summary(self, skip: int = 0) -> pd.DataFrame:
+        """Per category over steady-state steps: mean, median, min, max launches per step.
+
+        Index: category (plus ``total``, ``graph_replayed``, ``direct``). Columns float64.
+        """
+        steady = self.steady_steps(skip)["step"].to_numpy()
+        table = self.per_step().loc[steady]
+        table["total"] = table.sum(axis=1)
+        extra = self.steps.set_index("step").loc[steady, ["graph_replayed", "direct"]]
+        table = pd.concat([table, extra], axis=1)
+        if table.empty:
+            return pd.DataFrame(columns=["mean", "median", "min", "max"], dtype="float64")
+        return pd.DataFrame({"mean": table.mean(), "median": table.median(), "min": table.min(),
+                             "max": table.max()}).astype("float64")
+
+    def kernels(self, skip: int = 0) -> pd.DataFrame:
+        """Per kernel name (and dtype pair) over steady steps: launches per step, category, launching op.
+
+        Columns: category, kernel, src_dtype, dst_dtype, op, annotation, launch_api,
+        launches (total), per_step (float64 mean over steady steps), gpu_dur_ns.
+        """
+        steady = set(self.steady_steps(skip)["step"].tolist())
+        rows = self.in_steps()
+        rows = rows[rows["step"].isin(steady)]
+        keys = ["category", "kernel", "src_dtype", "dst_dtype", "op", "annotation", "launch_api"]
+        grouped = rows.groupby(keys, dropna=False, observed=True).agg(
+            launches=("launches", "sum"), gpu_dur_ns=("gpu_dur_ns", "sum")).reset_index()
+        grouped["per_step"] = grouped["launches"] / max(len(steady), 1)
+        return grouped.sort_values(["category", "launches"], ascending=[True, False], ignore_index=True)
+
+    def irregular_steps(self, skip: int = 0) -> list[int]:
+        """Steady steps whose total launch count differs from the most common one."""
+        steady = self.steady_steps(skip)
+        if steady.empty:
+            return []
+        mode = steady["launches"].mode().iloc[0]
+        return steady.loc[steady["launches"] != mode, "step"].astype(int).tolist()
+
+
+def steps_table(steps: pd.DataFrame, launches: pd.DataFrame) -> pd.DataFrame:
+    """Steps with GPU extent and launch totals.
+
+    Columns: step, name, cpu_start_ns, cpu_end_ns, cpu_dur_ns, gpu_start_ns,
+    gpu_end_ns (first to last GPU event launched in the step, <NA> if none),
+    gpu_kernel_ns (summed GPU event time), launches, graph_replayed, direct (int64).
+    """
+    inside = launches[launches["step"].notna()]
+    by_step = inside.groupby("step").agg(gpu_start_ns=("first_gpu_ts", "min"), gpu_end_ns=("last_gpu_end", "max"),
+                                         gpu_kernel_ns=("gpu_dur_ns", "sum"), launches=("launches", "sum"))
+    graph = inside[inside["graph_replayed"]].groupby("step")["launches"].sum()
+    out = steps.drop(columns=["slice_id"], errors="ignore").set_index("step").join(by_step)
+    out["graph_replayed"] = graph.reindex(out.index).fillna(0).astype("int64")
+    out["launches"] = out["launches"].fillna(0).astype("int64")
+    out["direct"] = out["launches"] - out["graph_replayed"]
+    out["gpu_kernel_ns"] = out["gpu_kernel_ns"].fillna(0).astype("int64")
+    out["gpu_start_ns"] = out["gpu_start_ns"].astype("Int64")
+    out["gpu_end_ns"] = out["gpu_end_ns"].astype("Int64")
+    return out.reset_index()
+
+
+def count_launches(trace: Trace, step_marker: str | None = None,
+                   rules: tuple[CategoryRule, ...] | None = None) -> LaunchCounts:
+    """Finds steps, attributes every GPU event to a step and categorizes it.
+
+    ``step_marker`` is a regex overriding the packaged step markers; ``rules``
+    replace the packaged category rules.
+    """
+    rules = rules or load_category_rules()
+    selection = find_steps(trace, step_marker)
+    groups, warnings = launch_groups(trace, selection)
+    launches = categorize(groups, rules)
+    warnings = selection.warnings + warnings + _load_warnings(trace)
+    steps = steps_table(selection.steps, launches)
+    counts = LaunchCounts(str(trace.path), steps, launches, category_order(rules), selection.marker,
+                          selection.regex, warnings)
+    outside = counts.outside_steps()
+    if outside["no_launch"]:
+        warnings.append(f"{outside['no_launch']} GPU events have no launch call in the trace (counted outside steps)")
+    return counts
+
+
+def _load_warnings(trace: Trace) -> list[str]:
+    lost = [s for s in trace.load_stats if s.name.startswith(("slice_drop", "flow_", "json_", "misplaced"))]
+    if not lost:
+        return []
+    return ["the trace processor dropped or misplaced events while loading: " + ", ".join(map(str, lost))]
+
+
+def analyze(path: str | Path, step_marker: str | None = None, rules_path: Path | None = None,
+            config: EngineConfig | None = None, on_progress: ProgressFn | None = None) -> LaunchCounts:
+    """Opens ``path``, counts its launches and closes it: the one call notebooks and the CLI use."""
+    rules = load_category_rules(rules_path)
+    with open_trace(path, config, on_progress) as trace:
+        return count_launches(trace, step_marker, rules)
+
