@@ -7,6 +7,7 @@ from pathlib import Path
 from traceview.cli.render import load_progress
 from traceview.engine import EngineConfig, Trace, open_trace
 from traceview.engine.formats import default_cache_dir
+from traceview.model.counts import LaunchCounts, analyze
 
 
 def engine_config(tp_bin: str | None) -> EngineConfig:
@@ -17,3 +18,10 @@ def load(path: Path, tp_bin: str | None, quiet: bool) -> Trace:
     """Opens one trace with a progress bar (stderr, TTY only, after ~1 s)."""
     with load_progress(quiet, f"loading {path.name}") as on_progress:
         return open_trace(path, engine_config(tp_bin), on_progress)
+
+
+def analyze_with_progress(path: Path, step_marker: str | None, rules: Path | None, tp_bin: str | None,
+                          quiet: bool) -> LaunchCounts:
+    """``model.counts.analyze`` with the CLI's engine config and progress bar."""
+    with load_progress(quiet, f"loading {path.name}") as on_progress:
+        return analyze(path, step_marker, rules, engine_config(tp_bin), on_progress)

@@ -34,3 +34,10 @@ def format_option(allowed: tuple[str, ...], default: str = "table"):
     """A ``--format`` option limited to the formats a command supports."""
     return typer.Option("--format", "-f", help=f"Output format: {'|'.join(allowed)}.", case_sensitive=False,
                         show_default=True)
+StepMarkerOpt = Annotated[Optional[str], typer.Option(
+    "--step-marker", help="Regex for the per-step annotation, overriding the packaged markers. "
+                          "Example: --step-marker '^execute_model$'")]
+RulesOpt = Annotated[Optional[Path], typer.Option(
+    "--rules", help="Category rules TOML replacing the packaged traceview/rules/categories.toml. "
+                    "Example: --rules my_categories.toml")]
+SkipOpt = Annotated[int, typer.Option("--skip", min=0, help="Warm-up steps to drop before averaging. Example: --skip 2")]

@@ -156,3 +156,32 @@ def analyze(path: str | Path, step_marker: str | None = None, rules_path: Path |
     with open_trace(path, config, on_progress) as trace:
         return count_launches(trace, step_marker, rules)
 
+
+
+COUNTS_SCHEMA = "traceview.counts/1"
+
+
+def counts_document(counts: LaunchCounts, skip: int = 0) -> dict:
+    """The ``traceview.counts/1`` JSON document (see docs/json-schema.md)."""
+    per_step = counts.per_step()
+    steps = []
+    for row in counts.steps.itertuples(index=False):
+        gpu_ms = None if pd.isna(row.gpu_start_ns) else round((int(row.gpu_end_ns) - int(row.gpu_start_ns)) / 1e6, 6)
+        steps.append({
+            "index": int(row.step), "name": str(row.name), "cpu_ms": round(int(row.cpu_dur_ns) / 1e6, 6),
+            "gpu_ms": gpu_ms, "total": int(row.launches), "graph_replayed": int(row.graph_replayed),
+            "direct": int(row.direct),
+            "categories": {c: int(per_step.at[row.step, c]) for c in counts.categories},
+        })
+    summary = counts.summary(skip)
+    return {
+        "schema": COUNTS_SCHEMA,
+        "trace": counts.path,
+        "step_marker": counts.step_regex or counts.step_marker,
+        "skip": skip,
+        "steps": steps,
+        "summary": {name: {k: float(v) for k, v in row.items()} for name, row in summary.iterrows()},
+        "outside_steps": sum(counts.outside_steps().values()),
+        "outside_steps_by_reason": counts.outside_steps(),
+        "warnings": list(counts.warnings),
+    }

@@ -55,7 +55,7 @@ SELECT
     WHEN l.ts >= (SELECT max(cpu_end_ns) FROM tv_step) THEN 'after_last_step'
     ELSE 'between_steps'
   END AS outside,
-  p.name AS op,
+  IIF(p.category IN ('cpu_op', 'Operator'), p.name, NULL) AS op,
   extract_arg(p.arg_set_id, 'args.Input type[0]') AS op_type0,
   extract_arg(p.arg_set_id, 'args.Input type[1]') AS op_type1
 FROM tv_gpu_event g

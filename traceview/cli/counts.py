@@ -1,0 +1,117 @@
+"""``traceview counts``: launches per step by category, for one trace or a directory of ranks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from traceview.cli.app import app
+from traceview.cli.common import analyze_with_progress
+from traceview.cli.options import OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
+from traceview.cli.render import stderr, stdout, write_output
+from traceview.model.counts import LaunchCounts, counts_document
+from traceview.model.ranks import rank_label, trace_files
+
+FORMATS = ("table", "json", "csv")
+
+
+def rank_disagreements(per_rank: dict[str, LaunchCounts], skip: int) -> list[str]:
+    """One note per category whose mean per-step count differs between ranks."""
+    means = pd.DataFrame({rank: c.summary(skip)["mean"] for rank, c in per_rank.items()})
+    notes = []
+    for category, row in means.iterrows():
+        if row.nunique(dropna=False) > 1:
+            values = ", ".join(f"{rank}={v:g}" for rank, v in row.items())
+            notes.append(f"ranks disagree on {category} per step: {values}")
+    return notes
+
+
+def _steps_table(counts: LaunchCounts, title: str) -> Table:
+    per_step = counts.per_step()
+    shown = [c for c in counts.categories if per_step[c].any()]
+    table = Table(title=title, title_justify="left")
+    for column in ["step", "name", "cpu ms", "gpu ms", "total", "graph", "direct", *shown]:
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for row in counts.steps.itertuples(index=False):
+        gpu_ms = "" if pd.isna(row.gpu_start_ns) else f"{(int(row.gpu_end_ns) - int(row.gpu_start_ns)) / 1e6:.3f}"
+        table.add_row(str(row.step), str(row.name)[:40], f"{row.cpu_dur_ns / 1e6:.3f}", gpu_ms, str(row.launches),
+                      str(row.graph_replayed), str(row.direct), *[str(per_step.at[row.step, c]) for c in shown])
+    return table
+
+
+def _summary_table(counts: LaunchCounts, skip: int) -> Table:
+    summary = counts.summary(skip)
+    steady = len(counts.steady_steps(skip))
+    table = Table(title=f"per step over {steady} step(s){f' (skipped {skip})' if skip else ''}",
+                  title_justify="left")
+    for column in ("category", "mean", "median", "min", "max"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for category, row in summary.iterrows():
+        if row["max"] or category in ("total",):
+            table.add_row(str(category), *(f"{row[k]:g}" for k in ("mean", "median", "min", "max")))
+    return table
+
+
+def _print_table(label: str, counts: LaunchCounts, skip: int) -> None:
+    stdout.print(f"[bold]{label}[/bold]  steps: {len(counts.steps)} ({counts.step_marker})", highlight=False)
+    stdout.print(_steps_table(counts, "launches per step"))
+    stdout.print(_summary_table(counts, skip))
+    outside = counts.outside_steps()
+    stdout.print("outside any step: " + ", ".join(f"{k}={v}" for k, v in outside.items()), highlight=False)
+    irregular = counts.irregular_steps(skip)
+    if irregular:
+        stdout.print(f"[yellow]steps whose launch count differs from the most common one: {irregular}[/yellow]")
+
+
+@app.command("counts")
+def counts_command(
+    trace: Annotated[Path, typer.Argument(help="Trace file, or a directory of per-rank traces. "
+                                               "Example: sample_traces/demo_eager_before.pt.trace.json.gz")],
+    skip: SkipOpt = 0,
+    step_marker: StepMarkerOpt = None,
+    rules: RulesOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table|json|csv")] = "table",
+    output: OutputOpt = None,
+    tp_bin: TpBinOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Count GPU launches per step and category (fill, cast, metadata, gemm, ...).
+
+    Examples:
+      traceview counts sample_traces/demo_eager_before.pt.trace.json.gz --skip 1
+      traceview counts traces/run42/ --format json -o counts.json
+      traceview counts trace.json.gz --step-marker '^execute_model$' --format csv
+    """
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"unknown format {fmt!r}; use {', '.join(FORMATS)}", param_hint="--format")
+    if output is not None and fmt == "table":
+        raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
+    files = trace_files(trace)
+    per_rank = {rank_label(f) if len(files) > 1 else str(f): analyze_with_progress(f, step_marker, rules, tp_bin, quiet)
+                for f in files}
+    notes = rank_disagreements(per_rank, skip) if len(per_rank) > 1 else []
+    for counts in per_rank.values():
+        for warning in counts.warnings:
+            stderr.print(f"warning: {counts.path}: {warning}", markup=False, highlight=False)
+    for note in notes:
+        stderr.print(f"note: {note}", markup=False, highlight=False)
+    if fmt == "json":
+        docs = [counts_document(c, skip) for c in per_rank.values()]
+        payload = docs[0] if len(docs) == 1 else {"schema": "traceview.counts-ranks/1",
+                                                  "ranks": dict(zip(per_rank, docs)), "notes": notes}
+        write_output(json.dumps(payload, indent=2), output)
+    elif fmt == "csv":
+        frames = []
+        for rank, counts in per_rank.items():
+            frame = counts.steps.drop(columns=["name"]).join(counts.per_step(), on="step")
+            frame.insert(0, "trace", rank)
+            frames.append(frame)
+        write_output(pd.concat(frames).to_csv(index=False), output)
+    else:
+        for label, counts in per_rank.items():
+            _print_table(label, counts, skip)

@@ -1,0 +1,58 @@
+"""``traceview kernels``: launches per step of each kernel name, with category and launching op."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from traceview.cli.app import app
+from traceview.cli.common import analyze_with_progress
+from traceview.cli.options import OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt, TraceArg
+from traceview.cli.render import stdout, write_output
+
+
+@app.command("kernels")
+def kernels_command(
+    trace: TraceArg,
+    skip: SkipOpt = 0,
+    category: Annotated[Optional[str], typer.Option("--category", "-c", help="Only this category. Example: -c cast")] = None,
+    step_marker: StepMarkerOpt = None,
+    rules: RulesOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table|csv|json")] = "table",
+    output: OutputOpt = None,
+    tp_bin: TpBinOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Per kernel name (and dtype pair): launches per steady step, category, launching CPU op and API.
+
+    Examples:
+      traceview kernels sample_traces/demo_eager_before.pt.trace.json.gz -c cast
+      traceview kernels trace.json.gz --skip 2 --format csv -o kernels.csv
+    """
+    if fmt not in ("table", "csv", "json"):
+        raise typer.BadParameter(f"unknown format {fmt!r}; use table, csv or json", param_hint="--format")
+    counts = analyze_with_progress(trace, step_marker, rules, tp_bin, quiet)
+    kernels = counts.kernels(skip)
+    if category is not None:
+        if category not in counts.categories:
+            raise typer.BadParameter(f"unknown category {category!r}; one of {', '.join(counts.categories)}",
+                                     param_hint="--category")
+        kernels = kernels[kernels["category"] == category]
+    if fmt == "csv":
+        write_output(kernels.to_csv(index=False), output)
+        return
+    if fmt == "json":
+        write_output(kernels.to_json(orient="records", indent=2), output)
+        return
+    if output is not None:
+        raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
+    table = Table(title=f"kernels per step over {len(counts.steady_steps(skip))} step(s)", title_justify="left")
+    for column in ("category", "per step", "kernel", "dtypes", "launched by", "api"):
+        table.add_column(column, justify="right" if column == "per step" else "left", overflow="fold")
+    for r in kernels.itertuples(index=False):
+        dtypes = "" if r.src_dtype is None or str(r.src_dtype) == "<NA>" else f"{r.src_dtype}→{r.dst_dtype}"
+        launched_by = " under ".join(str(v) for v in (r.op, r.annotation) if v is not None and str(v) != "<NA>")
+        table.add_row(str(r.category), f"{r.per_step:g}", str(r.kernel)[:110], dtypes, launched_by, str(r.launch_api))
+    stdout.print(table)

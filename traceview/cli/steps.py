@@ -1,0 +1,57 @@
+"""``traceview steps``: the decode steps found in a trace."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from traceview.cli.app import app
+from traceview.cli.common import analyze_with_progress
+from traceview.cli.options import OutputOpt, QuietOpt, RulesOpt, StepMarkerOpt, TpBinOpt, TraceArg
+from traceview.cli.render import stderr, stdout, write_output
+
+
+@app.command("steps")
+def steps_command(
+    trace: TraceArg,
+    step_marker: StepMarkerOpt = None,
+    rules: RulesOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table|csv|json")] = "table",
+    output: OutputOpt = None,
+    tp_bin: TpBinOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """List the steps: name, CPU start/end/duration, GPU start/end, launches (graph-replayed and direct).
+
+    Examples:
+      traceview steps sample_traces/demo_vllm_eager_before.pt.trace.json.gz
+      traceview steps trace.json.gz --step-marker '^step\\[DECODE' --format csv -o steps.csv
+    """
+    if fmt not in ("table", "csv", "json"):
+        raise typer.BadParameter(f"unknown format {fmt!r}; use table, csv or json", param_hint="--format")
+    counts = analyze_with_progress(trace, step_marker, rules, tp_bin, quiet)
+    for warning in counts.warnings:
+        stderr.print(f"warning: {counts.path}: {warning}", markup=False, highlight=False)
+    steps = counts.steps
+    if fmt == "csv":
+        write_output(steps.to_csv(index=False), output)
+        return
+    if fmt == "json":
+        write_output(steps.to_json(orient="records", indent=2), output)
+        return
+    if output is not None:
+        raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
+    table = Table(title=f"{len(steps)} step(s) by marker {counts.step_marker} {counts.step_regex}", title_justify="left")
+    for column in ("step", "name", "cpu start ms", "cpu ms", "gpu start ms", "gpu ms", "launches", "graph", "direct"):
+        table.add_column(column, justify="left" if column == "name" else "right")
+    origin = int(steps["cpu_start_ns"].min()) if len(steps) else 0
+    for r in steps.itertuples(index=False):
+        no_gpu = pd.isna(r.gpu_start_ns)
+        table.add_row(str(r.step), str(r.name)[:60], f"{(r.cpu_start_ns - origin) / 1e6:.3f}", f"{r.cpu_dur_ns / 1e6:.3f}",
+                      "" if no_gpu else f"{(int(r.gpu_start_ns) - origin) / 1e6:.3f}",
+                      "" if no_gpu else f"{(int(r.gpu_end_ns) - int(r.gpu_start_ns)) / 1e6:.3f}",
+                      str(r.launches), str(r.graph_replayed), str(r.direct))
+    stdout.print(table)
