@@ -77,7 +77,9 @@ def inspect_file(path: Path) -> TraceFile:
         try:
             with gzip.open(path, "rb") as fh:
                 head = fh.read(4096)
-        except (OSError, EOFError, zlib.error) as err:
+        except EOFError:
+            raise TraceLoadError(path, "truncated gzip: the compressed stream ends early") from None
+        except (OSError, zlib.error) as err:
             raise TraceLoadError(path, f"not a valid gzip file ({_one_line(err)})") from None
         if not head:
             raise TraceLoadError(path, "gzip file decompresses to nothing")
