@@ -1,0 +1,188 @@
+"""Expectations on per-step counts: ``--expect cast=-58``, ``fill<=4``, ``metadata=-1±0.5``, or a TOML file.
+
+An expectation names a category of the rules, an aggregate row (``total``,
+``graph_replayed``, ``direct``) or a latency (``step_ms``, ``step_pct``), an
+operator, a number and a tolerance. ``diff`` checks ``delta`` expectations
+against after-minus-before per-step means and ``value`` expectations against
+the after side; ``check`` checks ``value`` expectations against one trace.
+File format (``schema_version = 1``): see docs/json-schema.md#expectation-files.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from traceview.errors import RulesError
+from traceview.model.rules import read_toml
+
+AGGREGATES = ("total", "graph_replayed", "direct")
+LATENCY = ("step_ms", "step_pct")
+# Per-step means are float averages of integers: _EPS absorbs their rounding, widening the
+# inclusive operators and narrowing the strict ones (4 - 1e-13 is not < 4).
+_EPS = 1e-9
+OPS: dict[str, Callable[[float, float, float], bool]] = {
+    "=": lambda actual, expected, tol: abs(actual - expected) <= tol + _EPS,
+    "<=": lambda actual, expected, tol: actual <= expected + tol + _EPS,
+    ">=": lambda actual, expected, tol: actual >= expected - tol - _EPS,
+    "<": lambda actual, expected, tol: actual < expected + tol - _EPS,
+    ">": lambda actual, expected, tol: actual > expected - tol + _EPS,
+}
+FIELDS = ("delta", "value")
+FINDING_COLUMNS = ["category", "field", "op", "expected", "tolerance", "actual", "ok", "skipped", "expression", "why"]
+_NUMBER = r"[-+\u2212]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_EXPR = re.compile(rf"^\s*(?P<name>[A-Za-z_][\w-]*)\s*(?P<op>==|=|<=|>=|<|>)\s*(?P<value>{_NUMBER})"
+                   rf"\s*(?:(?:\u00b1|\+-|\+/-)\s*(?P<tol>{_NUMBER}))?\s*$")
+_ALLOWED_KEYS = {"category", "delta", "value", "tolerance", "op", "why"}
+EXPECTATIONS_PACKAGE = "expectations"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """``category op expected ± tolerance`` on the per-step ``field`` (delta or value)."""
+
+    category: str
+    op: str
+    expected: float
+    tolerance: float
+    field: str  # "delta" (diff: after - before) or "value" (check: one trace; diff: the after side)
+    expression: str  # as the user wrote it, or "FILE: expect #N"
+    why: str = ""
+
+    def holds(self, actual: float) -> bool:
+        if math.isnan(actual):
+            return False
+        return OPS[self.op](actual, self.expected, self.tolerance)
+
+    def describe(self) -> str:
+        """``cast = -58 ± 0.5`` (tolerance only when non-zero)."""
+        tol = f" \u00b1 {self.tolerance:g}" if self.tolerance else ""
+        return f"{self.category} {self.op} {self.expected:g}{tol}"
+
+
+def known_names(categories: Iterable[str]) -> tuple[str, ...]:
+    """What an expectation may name: the rules' categories, the aggregate rows, the latencies."""
+    return tuple(dict.fromkeys(list(categories) + list(AGGREGATES) + list(LATENCY)))
+
+
+def _number(text: str) -> float:
+    return float(text.replace("\u2212", "-"))
+
+
+def _check_name(name: str, known: tuple[str, ...], source: str | None, where: str, field: str) -> None:
+    if name not in known:
+        raise RulesError(source, f"{where}: unknown category {name!r} (known: {', '.join(known)})")
+    if name == "step_pct" and field != "delta":
+        raise RulesError(source, f"{where}: step_pct is a change in percent, only a delta (traceview diff)")
+
+
+def parse_expectation(text: str, known: tuple[str, ...], field: str = "delta") -> Expectation:
+    """Parses ``NAME OP NUMBER[±TOL]`` (``±``, ``+-`` or ``+/-``; ``OP`` one of = == <= >= < >).
+
+    ``field`` says what the number is: ``delta`` (for diff) or ``value`` (for
+    check). Raises RulesError naming the expression.
+    """
+    where = f"--expect {text!r}"
+    match = _EXPR.match(text)
+    if match is None:
+        raise RulesError(None, f"{where}: expected CATEGORY OP NUMBER[±TOLERANCE], e.g. cast=-58, fill<=4, "
+                               "metadata=-1±0.5 or step_pct<=-2 (OP: = <= >= < >)")
+    name = match["name"]
+    _check_name(name, known, None, where, field)
+    tol = _number(match["tol"]) if match["tol"] else 0.0
+    if tol < 0:
+        raise RulesError(None, f"{where}: tolerance must not be negative")
+    op = "=" if match["op"] == "==" else match["op"]
+    return Expectation(name, op, _number(match["value"]), tol, field, text.strip())
+
+
+def _file_entry(entry: object, index: int, source: str, known: tuple[str, ...]) -> Expectation:
+    where = f"expect #{index + 1}"
+    if not isinstance(entry, dict):
+        raise RulesError(source, f"{where}: expected a table")
+    unknown = set(entry) - _ALLOWED_KEYS
+    if unknown:
+        raise RulesError(source, f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    name = entry.get("category")
+    if not isinstance(name, str):
+        raise RulesError(source, f"{where}: needs category = \"NAME\"")
+    given = [f for f in FIELDS if f in entry]
+    if len(given) != 1:
+        raise RulesError(source, f"{where} ({name}): give exactly one of delta or value")
+    field = given[0]
+    _check_name(name, known, source, where, field)
+    numbers = {key: entry.get(key, 0.0) for key in (field, "tolerance")}
+    for key, number in numbers.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise RulesError(source, f"{where} ({name}): {key} must be a number, got {number!r}")
+    if numbers["tolerance"] < 0:
+        raise RulesError(source, f"{where} ({name}): tolerance must not be negative")
+    op = entry.get("op", "=")
+    op = "=" if op == "==" else op
+    if op not in OPS:
+        raise RulesError(source, f"{where} ({name}): op must be one of {', '.join(OPS)}, got {op!r}")
+    why = entry.get("why", "")
+    return Expectation(name, op, float(numbers[field]), float(numbers["tolerance"]), field, f"{source}: {where}",
+                       str(why))
+
+
+def resolve_expect_file(path: str | Path) -> Path | None:
+    """A user path as given, or a bare name like ``deepseek_v32_decode`` naming a shipped file.
+
+    Returns None for the shipped file (``read_toml`` then reads it from the package).
+    """
+    path = Path(path)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path
+    shipped = resources.files("traceview.rules") / EXPECTATIONS_PACKAGE / f"{path.name}.toml"
+    return None if shipped.is_file() else path
+
+
+def load_expectation_file(path: str | Path, known: tuple[str, ...]) -> list[Expectation]:
+    """Parses an expectation TOML file (or a shipped one by bare name). Raises RulesError."""
+    resolved = resolve_expect_file(path)
+    packaged = f"{EXPECTATIONS_PACKAGE}/{Path(path).name}.toml"
+    data, source = read_toml(resolved, packaged)
+    entries = data.get("expect")
+    if not isinstance(entries, list) or not entries:
+        raise RulesError(source, "needs at least one [[expect]] table")
+    unknown = set(data) - {"schema_version", "expect", "description"}
+    if unknown:
+        raise RulesError(source, f"unknown top-level key(s) {', '.join(sorted(unknown))}")
+    return [_file_entry(e, i, source, known) for i, e in enumerate(entries)]
+
+
+def gather(expressions: Iterable[str], files: Iterable[str | Path], known: tuple[str, ...],
+           field: str = "delta") -> list[Expectation]:
+    """``--expect`` expressions (read as ``field``) followed by every ``--expect-file``'s entries."""
+    out = [parse_expectation(text, known, field) for text in expressions]
+    for path in files:
+        out += load_expectation_file(path, known)
+    return out
+
+
+def evaluate(expectations: Iterable[Expectation], actual: Callable[[Expectation], float | None]) -> pd.DataFrame:
+    """Checks each expectation against ``actual(expectation)``; None means it does not apply (skipped).
+
+    Returns FINDING_COLUMNS: category, field, op, expression, why (string);
+    expected, tolerance, actual (float64, NaN when skipped); ok (bool, True
+    when skipped), skipped (bool).
+    """
+    rows = []
+    for exp in expectations:
+        value = actual(exp)
+        skipped = value is None
+        number = float("nan") if skipped else float(value)
+        rows.append({"category": exp.category, "field": exp.field, "op": exp.op, "expected": exp.expected,
+                     "tolerance": exp.tolerance, "actual": number, "ok": skipped or exp.holds(number),
+                     "skipped": skipped, "expression": exp.expression, "why": exp.why})
+    frame = pd.DataFrame(rows, columns=FINDING_COLUMNS)
+    return frame.astype({"category": "string", "field": "string", "op": "string", "expected": "float64",
+                         "tolerance": "float64", "actual": "float64", "ok": "bool", "skipped": "bool",
+                         "expression": "string", "why": "string"})

@@ -1,0 +1,103 @@
+"""Versioned JSON documents (plain dicts) for counts, diff and check results.
+
+Shapes are documented in docs/json-schema.md and pinned by docs/schemas/*.json.
+A new key is a compatible change; renaming or removing one bumps the ``/1``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from traceview.analyses.check import CheckResult
+from traceview.analyses.diff import DiffResult
+from traceview.analyses.summary import Side, nan_to_none
+from traceview.model.counts import LaunchCounts
+
+COUNTS_SCHEMA = "traceview.counts/1"
+DIFF_SCHEMA = "traceview.diff/1"
+CHECK_SCHEMA = "traceview.check/1"
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or value is pd.NA or value == "" else str(value)
+
+
+def side_to_dict(side: Side) -> dict:
+    """``{"label", "path", "steps", "step_ms", "step_ms_median", "gpu_ms", "step_marker", "ranks": [...]}``."""
+    ranks = [{"path": row.path, "steps": int(row.steps), "step_ms": nan_to_none(row.step_ms_mean),
+              "step_ms_median": nan_to_none(row.step_ms_median), "gpu_ms": nan_to_none(row.gpu_ms_mean),
+              "total": nan_to_none(row.total_mean)} for row in side.ranks.itertuples(index=False)]
+    return {"label": side.label, "path": side.path, "steps": side.steps, "step_ms": nan_to_none(side.step_ms_mean),
+            "step_ms_median": nan_to_none(side.step_ms_median), "gpu_ms": nan_to_none(side.gpu_ms_mean),
+            "step_marker": side.step_marker, "ranks": ranks}
+
+
+def findings_to_list(result: CheckResult) -> list[dict]:
+    """One dict per expectation: category, field, op, expected, tolerance, actual, ok, skipped, expression, why."""
+    out = []
+    for row in result.findings.itertuples(index=False):
+        out.append({"category": row.category, "field": row.field, "op": row.op, "expected": float(row.expected),
+                    "tolerance": float(row.tolerance), "actual": nan_to_none(row.actual), "ok": bool(row.ok),
+                    "skipped": bool(row.skipped), "expression": row.expression, "why": _text(row.why)})
+    return out
+
+
+def _kernel_rows(frame: pd.DataFrame, extra: list[str]) -> list[dict]:
+    rows = []
+    for row in frame.to_dict("records"):
+        item = {key: _text(row[key]) for key in ("category", "kernel", "src_dtype", "dst_dtype", "op",
+                                                  "annotation", "launch_api")}
+        item.update({key: (nan_to_none(row[key]) if not isinstance(row[key], str) else row[key]) for key in extra})
+        rows.append(item)
+    return rows
+
+
+def diff_to_dict(diff: DiffResult, check: CheckResult, skip: int, kernel_limit: int | None = 20) -> dict:
+    """The ``traceview.diff/1`` document; ``kernels`` lists the ``kernel_limit`` biggest changes."""
+    categories = {row.category: {"before": row.before_mean, "after": row.after_mean, "delta": row.delta_mean,
+                                 "before_median": row.before_median, "after_median": row.after_median,
+                                 "delta_median": row.delta_median}
+                  for row in diff.categories.itertuples(index=False)}
+    lat = diff.latency.set_index("metric")
+    step, median, gpu = lat.loc["step_ms_mean"], lat.loc["step_ms_median"], lat.loc["gpu_ms_mean"]
+    latency = {"before_ms": nan_to_none(step["before"]), "after_ms": nan_to_none(step["after"]),
+               "delta_ms": nan_to_none(step["delta"]), "delta_pct": nan_to_none(step["delta_pct"]),
+               "before_median_ms": nan_to_none(median["before"]), "after_median_ms": nan_to_none(median["after"]),
+               "gpu_before_ms": nan_to_none(gpu["before"]), "gpu_after_ms": nan_to_none(gpu["after"]),
+               "gpu_delta_ms": nan_to_none(gpu["delta"])}
+    kernels = _kernel_rows(diff.changed_kernels(kernel_limit), ["before_per_step", "after_per_step", "delta",
+                                                                "change"])
+    return {"schema": DIFF_SCHEMA, "skip": skip, "before": side_to_dict(diff.before),
+            "after": side_to_dict(diff.after), "categories": categories, "latency": latency, "kernels": kernels,
+            "expectations": findings_to_list(check), "warnings": list(diff.warnings), "ok": check.passed}
+
+
+def check_to_dict(side: Side, check: CheckResult, skip: int) -> dict:
+    """The ``traceview.check/1`` document."""
+    categories = {name: {stat: float(side.categories.at[name, stat]) for stat in ("mean", "median", "min", "max")}
+                  for name in side.categories.index}
+    latency = {"step_ms": nan_to_none(side.step_ms_mean), "step_ms_median": nan_to_none(side.step_ms_median),
+               "gpu_ms": nan_to_none(side.gpu_ms_mean)}
+    return {"schema": CHECK_SCHEMA, "skip": skip, "counts": side_to_dict(side), "categories": categories,
+            "latency": latency, "expectations": findings_to_list(check), "warnings": list(side.warnings),
+            "ok": check.passed}
+
+
+def counts_to_dict(counts: LaunchCounts, skip: int = 0) -> dict:
+    """The ``traceview.counts/1`` document of one trace: every step, and the summary over steady steps."""
+    per_step = counts.per_step()
+    steps = []
+    for row in counts.steps.itertuples(index=False):
+        cats = per_step.loc[row.step] if row.step in per_step.index else None
+        steps.append({"index": int(row.step), "name": str(row.name), "steady": int(row.step) >= skip,
+                      "cpu_ms": row.cpu_dur_ns / 1e6, "gpu_ms": row.gpu_kernel_ns / 1e6,
+                      "total": int(row.launches), "graph_replayed": int(row.graph_replayed),
+                      "direct": int(row.direct),
+                      "categories": {c: int(cats[c]) if cats is not None else 0 for c in counts.categories}})
+    summary = counts.summary(skip)
+    return {"schema": COUNTS_SCHEMA, "trace": counts.path, "step_marker": counts.step_marker, "skip": skip,
+            "steps": steps,
+            "summary": {name: {stat: float(summary.at[name, stat]) for stat in ("mean", "median", "min", "max")}
+                        for name in summary.index},
+            "outside_steps": sum(counts.outside_steps().values()), "outside_steps_by_reason": counts.outside_steps(),
+            "warnings": list(counts.warnings)}

@@ -1,0 +1,91 @@
+"""``traceview check``: assert per-step launch counts of one run (a trace, or a directory of per-rank traces)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from traceview.analyses.check import check_side
+from traceview.analyses.expectations import Expectation, gather, known_names
+from traceview.analyses.ranks import analyze_ranks
+from traceview.analyses.summary import Side, summarize
+from traceview.cli.app import app
+from traceview.cli.common import engine_config
+from traceview.cli.options import OutputOpt, QuietOpt, TpBinOpt
+from traceview.cli.output_formats import ReportFormat, emit, finish, render_check
+from traceview.cli.render import load_progress, stderr, stdout
+from traceview.errors import TraceviewError
+from traceview.model.categories import category_order, load_category_rules
+
+# Options shared by `diff` and `check` (declared once: the same flag means the same thing in both).
+RunArg = Annotated[Path, typer.Argument(help="A trace file, or a directory of per-rank traces (counted per rank, "
+                                             "then averaged). Example: sample_traces/demo_eager_after.pt.trace.json.gz",
+                                        show_default=False)]
+ExpectOpt = Annotated[Optional[list[str]], typer.Option(
+    "--expect", "-e", help="CATEGORY OP NUMBER[±TOL], repeatable. OP: = <= >= < >. CATEGORY: a rules category, "
+                           "total, graph_replayed, direct, step_ms or step_pct (diff only). "
+                           "Example: --expect cast=-58 --expect 'metadata=-1+-0.5'", show_default=False)]
+ExpectFileOpt = Annotated[Optional[list[Path]], typer.Option(
+    "--expect-file", help="TOML file of [[expect]] tables (docs/json-schema.md), or the name of a shipped one. "
+                          "Example: --expect-file deepseek_v32_decode", show_default=False)]
+SkipOpt = Annotated[int, typer.Option("--skip", min=0, help="Warm-up steps to drop from each trace. Example: --skip 3")]
+StepMarkerOpt = Annotated[Optional[str], typer.Option(
+    "--step-marker", help="Regex naming the step annotations, instead of the packaged markers. "
+                          "Example: --step-marker '^ProfilerStep#\\d+$'", show_default=False)]
+RulesOpt = Annotated[Optional[Path], typer.Option(
+    "--rules", help="Category rules TOML replacing the packaged categories.toml. Example: --rules my_rules.toml",
+    show_default=False)]
+FormatOpt = Annotated[ReportFormat, typer.Option("--format", "-f", case_sensitive=False,
+                                                 help="table (rich, default), json, markdown (for a PR) or junit "
+                                                      "(one testcase per expectation). Example: --format junit")]
+
+
+def expectations(expect: list[str] | None, files: list[Path] | None, rules: Path | None,
+                 field: str) -> list[Expectation]:
+    """Parses --expect (read as ``field``) and --expect-file against the rules' categories, before any trace loads."""
+    known = known_names(category_order(load_category_rules(rules)))
+    return gather(expect or [], files or [], known, field)
+
+
+def load_side(path: Path, label: str | None, skip: int, step_marker: str | None, rules: Path | None,
+              tp_bin: str | None, quiet: bool) -> Side:
+    """Counts a trace (or each rank's trace in a directory) with a progress bar, then summarizes it."""
+    ranks = analyze_ranks(path, step_marker, rules, engine_config(tp_bin),
+                          progress=lambda file: load_progress(quiet, f"loading {file.name}"))
+    return summarize(ranks, skip, label, str(path))
+
+
+@app.command("check")
+def check_command(
+    trace: RunArg,
+    expect: ExpectOpt = None,
+    expect_file: ExpectFileOpt = None,
+    skip: SkipOpt = 0,
+    step_marker: StepMarkerOpt = None,
+    rules: RulesOpt = None,
+    fmt: FormatOpt = ReportFormat.table,
+    output: OutputOpt = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Name of the run in reports (default: file name). "
+                                                                 "Example: --label nightly")] = None,
+    tp_bin: TpBinOpt = None,
+    quiet: QuietOpt = False,
+) -> int:
+    """Check absolute launches per step of TRACE against expectations; exit 1 if any fails.
+
+    Numbers are per-step means over the steps left after --skip (for a directory: averaged across ranks).
+    Exit codes: 0 every expectation holds, 1 one failed (each failure is listed on stderr), 2 bad input.
+
+    Examples:
+      traceview check sample_traces/demo_eager_after.pt.trace.json.gz --expect cast=0 --expect 'fill<=4'
+      traceview check traces/rank_dir/ --expect 'total<=900' --expect 'step_ms<=45' --skip 3
+      traceview check run.pt.trace.json.gz --expect-file budget.toml --format junit -o traceview-junit.xml
+    """
+    wanted = expectations(expect, expect_file, rules, "value")
+    if not wanted:
+        raise TraceviewError(None, "check needs at least one --expect or --expect-file")
+    side = load_side(trace, label, skip, step_marker, rules, tp_bin, quiet)
+    result = check_side(side, wanted)
+    emit(render_check(side, result, fmt, skip), output, stdout)
+    return finish(result, side.warnings, quiet, stderr)

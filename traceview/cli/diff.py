@@ -1,0 +1,57 @@
+"""``traceview diff``: launches per step, latency and kernels of two runs, with optional expectations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from traceview.analyses.check import check_diff
+from traceview.analyses.diff import diff_sides
+from traceview.cli.app import app
+from traceview.cli.check import (ExpectFileOpt, ExpectOpt, FormatOpt, RulesOpt, RunArg, SkipOpt, StepMarkerOpt,
+                                 expectations, load_side)
+from traceview.cli.options import OutputOpt, QuietOpt, TpBinOpt
+from traceview.cli.output_formats import ReportFormat, emit, finish, render_diff
+from traceview.cli.render import stderr, stdout
+
+
+def _label(flag: str) -> object:
+    return typer.Option(flag, help=f"Name of this side in reports (default: file name). Example: {flag} eager")
+
+
+@app.command("diff")
+def diff_command(
+    before: RunArg,
+    after: RunArg,
+    expect: ExpectOpt = None,
+    expect_file: ExpectFileOpt = None,
+    skip: SkipOpt = 0,
+    step_marker: StepMarkerOpt = None,
+    rules: RulesOpt = None,
+    fmt: FormatOpt = ReportFormat.table,
+    output: OutputOpt = None,
+    label_before: Annotated[Optional[str], _label("--label-before")] = None,
+    label_after: Annotated[Optional[str], _label("--label-after")] = None,
+    top: Annotated[int, typer.Option("--top", min=0, help="Kernels to list whose count per step changed most. "
+                                                          "Example: --top 20")] = 10,
+    tp_bin: TpBinOpt = None,
+    quiet: QuietOpt = False,
+) -> int:
+    """Diff launches per step (by category and kernel), step latency and GPU time of BEFORE and AFTER.
+
+    --expect numbers are deltas per step (after - before); an --expect-file may also hold values for the
+    after side. Exit codes: 0 every expectation holds (or none given), 1 one failed, 2 bad input.
+
+    Examples:
+      traceview diff sample_traces/demo_eager_before.pt.trace.json.gz sample_traces/demo_eager_after.pt.trace.json.gz
+      traceview diff before/ after/ --expect cast=-58 --expect fill=-54 --expect 'metadata=-1±0.5' --skip 3
+      traceview diff before.json.gz after.json.gz --expect-file deepseek_v32_decode --format junit -o junit.xml
+    """
+    wanted = expectations(expect, expect_file, rules, "delta")
+    sides = [load_side(path, label, skip, step_marker, rules, tp_bin, quiet)
+             for path, label in ((before, label_before), (after, label_after))]
+    diff = diff_sides(*sides)
+    result = check_diff(diff, wanted)
+    emit(render_diff(diff, result, fmt, skip, top), output, stdout)
+    return finish(result, diff.warnings, quiet, stderr)

@@ -1,0 +1,276 @@
+"""Renders diff and check results as a rich table, markdown (for a PR), JUnit XML (for CI) or JSON.
+
+Each result is first laid out as titled sections of rows (plain strings), so
+the terminal table and the markdown show the same numbers; JSON comes from
+``traceview.analyses.serialize`` and JUnit has one <testcase> per expectation.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from traceview.analyses.check import CheckResult
+from traceview.analyses.diff import DiffResult
+from traceview.analyses.serialize import check_to_dict, diff_to_dict
+from traceview.analyses.summary import AGGREGATE_ROWS, Side
+from traceview.cli import exit_codes
+from traceview.cli.render import write_output
+
+
+class ReportFormat(str, Enum):
+    """Output of ``diff`` and ``check``."""
+
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    junit = "junit"
+
+
+@dataclass
+class Section:
+    title: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    numeric: set[int] = field(default_factory=set)  # right-aligned columns
+
+
+def num(value: float, signed: bool = False, digits: int = 2) -> str:
+    """``58``, ``-1.5``, ``+2``; ``-`` for NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    return "0" if text in ("+0", "-0") else text
+
+
+def short_kernel(name: str, width: int = 70) -> str:
+    return name if len(name) <= width else name[: width - 1] + "\u2026"
+
+
+def _blank(value: object) -> str:
+    return "" if value is None or value is pd.NA or str(value) in ("", "nan") else str(value)
+
+
+def launched_by(row) -> str:
+    """``aten::copy_ under <annotation> via cudaGraphLaunch``: the CPU side of a kernel row."""
+    text = _blank(row.op) or "-"
+    if _blank(row.annotation):
+        text += f" under {row.annotation}"
+    if _blank(row.launch_api) and row.launch_api not in ("cudaLaunchKernel", "hipLaunchKernel"):
+        text += f" via {row.launch_api}"
+    return text
+
+
+def _kernel_section(diff: DiffResult, top: int) -> Section:
+    section = Section("Kernels whose count per step changed most",
+                      ["delta", diff.before.label, diff.after.label, "category", "kernel", "launched by"],
+                      numeric={0, 1, 2})
+    for row in diff.changed_kernels(top).itertuples(index=False):
+        dtypes = f"{row.src_dtype}->{row.dst_dtype} " if _blank(row.src_dtype) else ""
+        section.rows.append([num(row.delta, signed=True), num(row.before_per_step), num(row.after_per_step),
+                             str(row.category), dtypes + short_kernel(str(row.kernel)), launched_by(row)])
+    return section
+
+
+def _expectation_section(check: CheckResult) -> Section | None:
+    if check.findings.empty:
+        return None
+    section = Section("Expectations", ["", "expectation", "per step", "actual", "source"], numeric={3})
+    for row in check.findings.itertuples(index=False):
+        status = "skip" if row.skipped else ("ok" if row.ok else "FAIL")
+        tol = f" \u00b1 {num(row.tolerance)}" if row.tolerance else ""
+        section.rows.append([status, f"{row.category} {row.op} {num(row.expected)}{tol}", str(row.field),
+                             num(row.actual), str(row.expression) + (f" ({row.why})" if _blank(row.why) else "")])
+    return section
+
+
+def _side_rows(sides: list[Side]) -> Section:
+    section = Section("Runs", ["", "path", "ranks", "steps", "step ms (mean)", "step ms (median)", "GPU ms/step"],
+                      numeric={2, 3, 4, 5, 6})
+    for side in sides:
+        section.rows.append([side.label, side.path, str(len(side.ranks)), str(side.steps),
+                             num(side.step_ms_mean, digits=3), num(side.step_ms_median, digits=3),
+                             num(side.gpu_ms_mean, digits=3)])
+    return section
+
+
+def diff_sections(diff: DiffResult, check: CheckResult, top: int = 10) -> list[Section]:
+    """Runs, launches per step by category, latency, biggest kernel changes, expectations."""
+    cats = Section("Launches per step", ["category", diff.before.label, diff.after.label, "delta"], numeric={1, 2, 3})
+    for row in diff.categories.itertuples(index=False):
+        if row.category in AGGREGATE_ROWS or row.before_mean or row.after_mean:
+            cats.rows.append([str(row.category), num(row.before_mean), num(row.after_mean),
+                              num(row.delta_mean, signed=True)])
+    lat = Section("Latency", ["metric", diff.before.label, diff.after.label, "delta", "delta %"], numeric={1, 2, 3, 4})
+    names = {"step_ms_mean": "step ms (mean)", "step_ms_median": "step ms (median)", "gpu_ms_mean": "GPU ms/step"}
+    for row in diff.latency.itertuples(index=False):
+        lat.rows.append([names[row.metric], num(row.before, digits=3), num(row.after, digits=3),
+                         num(row.delta, signed=True, digits=3), num(row.delta_pct, signed=True)])
+    kern = _kernel_section(diff, top)
+    sections = [_side_rows([diff.before, diff.after]), cats, lat] + ([kern] if kern.rows else [])
+    expectations = _expectation_section(check)
+    return sections + ([expectations] if expectations else [])
+
+
+def check_sections(side: Side, check: CheckResult) -> list[Section]:
+    """Run, launches per step by category (mean, median, min, max), expectations."""
+    cats = Section("Launches per step", ["category", "mean", "median", "min", "max"], numeric={1, 2, 3, 4})
+    for name, row in side.categories.iterrows():
+        if name in AGGREGATE_ROWS or row["max"]:
+            cats.rows.append([str(name), num(row["mean"]), num(row["median"]), num(row["min"]), num(row["max"])])
+    expectations = _expectation_section(check)
+    return [_side_rows([side]), cats] + ([expectations] if expectations else [])
+
+
+def _verdict(check: CheckResult) -> str:
+    if check.findings.empty:
+        return "no expectations given"
+    applied = check.findings[~check.findings["skipped"]]
+    failed = int((~applied["ok"]).sum())
+    return f"{len(applied) - failed}/{len(applied)} expectations hold" + (f", {failed} FAILED" if failed else "")
+
+
+def render_table(title: str, sections: list[Section], check: CheckResult) -> list[RenderableType]:
+    """Rich tables (one per section) between a title and the verdict."""
+    out: list[RenderableType] = [Text(title, style="bold")]
+    for section in sections:
+        table = Table(*section.headers, title=section.title, title_justify="left", show_lines=False)
+        for i in section.numeric:
+            table.columns[i].justify = "right"
+        for row in section.rows:
+            style = "red" if row and row[0] == "FAIL" else ("green" if row and row[0] == "ok" else None)
+            table.add_row(*row, style=style)
+        out.append(table)
+    out.append(Text(_verdict(check), style="green" if check.passed else "bold red"))
+    return out
+
+
+def plain_text(renderables: list[RenderableType], width: int = 120) -> str:
+    """Renderables as uncoloured text (for ``--format table -o FILE``)."""
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False, soft_wrap=False)
+    for item in renderables:
+        console.print(item)
+    return console.file.getvalue()
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(title: str, sections: list[Section], check: CheckResult, warnings: tuple[str, ...]) -> str:
+    """GitHub-flavoured markdown, to paste into a PR."""
+    icon = {"ok": "\u2705", "FAIL": "\u274c", "skip": "\u23ed"}
+    lines = [f"### {title}", ""]
+    for section in sections:
+        lines += [f"**{section.title}**", "", "| " + " | ".join(_md_cell(h) for h in section.headers) + " |",
+                  "|" + "|".join("---:" if i in section.numeric else "---" for i in range(len(section.headers))) + "|"]
+        for row in section.rows:
+            cells = [icon.get(row[0], row[0]) if section.title == "Expectations" and i == 0 else _md_cell(c)
+                     for i, c in enumerate(row)]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append(("\u2705 " if check.passed else "\u274c ") + _verdict(check))
+    if warnings:
+        lines += ["", "<details><summary>Warnings</summary>", ""] + [f"- {_md_cell(w)}" for w in warnings]
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def render_junit(suite: str, check: CheckResult, properties: dict[str, str], summary: str) -> str:
+    """JUnit XML: one <testcase> per expectation, a <failure> when it fails, <skipped> when it does not apply."""
+    findings = check.findings
+    failures = int((~findings["ok"]).sum())
+    skipped = int(findings["skipped"].sum())
+    counts = {"tests": str(len(findings)), "failures": str(failures), "errors": "0", "skipped": str(skipped)}
+    root = ET.Element("testsuites", name="traceview", **counts)
+    node = ET.SubElement(root, "testsuite", name=suite, **counts)
+    props = ET.SubElement(node, "properties")
+    for key, value in properties.items():
+        ET.SubElement(props, "property", name=key, value=value)
+    for row in findings.itertuples(index=False):
+        tol = f" \u00b1 {num(row.tolerance)}" if row.tolerance else ""
+        name = f"{row.category} {row.op} {num(row.expected)}{tol} ({row.field} per step)"
+        case = ET.SubElement(node, "testcase", classname=f"{suite.split(':')[0]}.{row.category}", name=name)
+        if row.skipped:
+            ET.SubElement(case, "skipped", message=f"{row.field} expectations need two traces (traceview diff)")
+        elif not row.ok:
+            failure = ET.SubElement(case, "failure", type="ExpectationFailed",
+                                    message=f"{row.category}: expected {row.field} {row.op} {num(row.expected)}{tol}"
+                                            f" per step, got {num(row.actual)}")
+            failure.text = f"{row.expression}" + (f"\n{row.why}" if _blank(row.why) else "")
+    ET.SubElement(node, "system-out").text = summary
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def failure_lines(check: CheckResult) -> list[str]:
+    """One line per failed expectation, naming the category (for stderr)."""
+    out = []
+    for row in check.failures.itertuples(index=False):
+        tol = f" \u00b1 {num(row.tolerance)}" if row.tolerance else ""
+        out.append(f"FAILED {row.category}: expected {row.field} {row.op} {num(row.expected)}{tol} per step, "
+                   f"got {num(row.actual)} ({row.expression})")
+    return out
+
+
+def render_diff(diff: DiffResult, check: CheckResult, fmt: ReportFormat, skip: int,
+                top: int = 10) -> str | list[RenderableType]:
+    """The diff in ``fmt``: rich renderables for ``table``, text otherwise."""
+    title = f"traceview diff: {diff.before.label} \u2192 {diff.after.label}"
+    if fmt is ReportFormat.json:
+        return json.dumps(diff_to_dict(diff, check, skip), indent=2)
+    sections = diff_sections(diff, check, top)
+    if fmt is ReportFormat.markdown:
+        return render_markdown(title, sections, check, diff.warnings)
+    if fmt is ReportFormat.junit:
+        props = {"before": diff.before.path, "after": diff.after.path, "skip": str(skip)}
+        summary = render_markdown(title, sections, check, diff.warnings)
+        return render_junit(f"traceview.diff: {diff.before.label} -> {diff.after.label}", check, props, summary)
+    return render_table(title, sections, check)
+
+
+def render_check(side: Side, check: CheckResult, fmt: ReportFormat, skip: int) -> str | list[RenderableType]:
+    """The check in ``fmt``: rich renderables for ``table``, text otherwise."""
+    title = f"traceview check: {side.label}"
+    if fmt is ReportFormat.json:
+        return json.dumps(check_to_dict(side, check, skip), indent=2)
+    sections = check_sections(side, check)
+    if fmt is ReportFormat.markdown:
+        return render_markdown(title, sections, check, side.warnings)
+    if fmt is ReportFormat.junit:
+        summary = render_markdown(title, sections, check, side.warnings)
+        return render_junit(f"traceview.check: {side.label}", check, {"trace": side.path, "skip": str(skip)},
+                            summary)
+    return render_table(title, sections, check)
+
+
+def emit(rendered: str | list[RenderableType], output: Path | None, console: Console) -> None:
+    """Prints to ``console`` (rich, for ``table``) or stdout, or writes ``output`` atomically."""
+    if isinstance(rendered, str):
+        write_output(rendered, output)
+    elif output is not None:
+        write_output(plain_text(rendered), output)
+    else:
+        for item in rendered:
+            console.print(item)
+
+
+def finish(check: CheckResult, warnings: tuple[str, ...], quiet: bool, err: Console) -> int:
+    """Warnings and failed expectations on stderr; returns the exit code (0 passed, 1 failed)."""
+    if not quiet:
+        for warning in warnings:
+            err.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
+    for line in failure_lines(check):
+        err.print(line, style="red", markup=False, highlight=False)
+    return exit_codes.OK if check.passed else exit_codes.EXPECTATION_FAILED
