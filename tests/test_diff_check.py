@@ -35,11 +35,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from traceview.analyses import check_counts, diff_counts, gather, summarize
+from traceview.analyses import analyze_ranks, check_counts, diff_counts, gather, summarize
 from traceview.analyses.expectations import known_names
-from traceview.analyses.serialize import counts_to_dict
 from traceview.cli.app import run
-from traceview.model.counts import analyze
+from traceview.model.counts import analyze, counts_document
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = REPO / "docs" / "schemas"
@@ -193,19 +192,25 @@ def test_check_counts_values(traces):
 
 
 def test_summarize_ranks_mean_and_disagreement(traces):
-    files = sorted(traces["ranks_disagree"].iterdir())
-    side = summarize([analyze(f) for f in files], skip=1, path=str(traces["ranks_disagree"]))
+    ranks = analyze_ranks(traces["ranks_disagree"])
+    assert [Path(c.path).name for c in ranks] == ["run_rank0.json", "run_rank1.json"]
+    side = summarize(ranks, skip=1, path=str(traces["ranks_disagree"]))
     assert side.categories.at["fill", "mean"] == 2.0  # (1 + 3) / 2
     assert side.categories.at["fill", "min"] == 1.0 and side.categories.at["fill", "max"] == 3.0
     assert any(w.startswith("ranks disagree on fill") for w in side.warnings)
     assert len(side.ranks) == 2
 
 
-def test_counts_json_matches_schema(traces):
-    doc = counts_to_dict(analyze(traces["before"]), skip=1)
+def test_counts_json_matches_schema(traces, capsys):
+    doc = counts_document(analyze(traces["before"]), skip=1)
     jsonschema.validate(doc, _schema("counts"))
     assert [s["total"] for s in doc["steps"]] == [16, 11, 11, 11]  # 11 + 5 warm-up gemms in step 0
     assert doc["summary"]["fill"]["mean"] == 3.0
+    code, out, err = _cli(capsys, "counts", traces["ranks_disagree"], "--format", "json", "--skip", "1")
+    assert code == 0, err
+    ranks = json.loads(out)
+    jsonschema.validate(ranks, _schema("counts"))
+    assert ranks["schema"] == "traceview.counts-ranks/1" and len(ranks["ranks"]) == 2
 
 
 # --- CLI: diff ----------------------------------------------------------------------------------

@@ -3,10 +3,10 @@
 from traceview.analyses.check import CheckResult, check_counts, check_diff, check_side
 from traceview.analyses.diff import DiffResult, diff_counts, diff_sides
 from traceview.analyses.expectations import Expectation, gather, load_expectation_file, parse_expectation
-from traceview.analyses.ranks import analyze_ranks, trace_files
+from traceview.analyses.ranks import analyze_ranks
 from traceview.analyses.summary import Side, summarize
 
 __all__ = [
     "CheckResult", "DiffResult", "Expectation", "Side", "analyze_ranks", "check_counts", "check_diff", "check_side",
-    "diff_counts", "diff_sides", "gather", "load_expectation_file", "parse_expectation", "summarize", "trace_files",
+    "diff_counts", "diff_sides", "gather", "load_expectation_file", "parse_expectation", "summarize",
 ]

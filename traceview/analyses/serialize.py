@@ -1,4 +1,6 @@
-"""Versioned JSON documents (plain dicts) for counts, diff and check results.
+"""Versioned JSON documents (plain dicts) for diff and check results.
+
+(``traceview.counts/1`` is ``traceview.model.counts.counts_document``.)
 
 Shapes are documented in docs/json-schema.md and pinned by docs/schemas/*.json.
 A new key is a compatible change; renaming or removing one bumps the ``/1``.
@@ -11,9 +13,7 @@ import pandas as pd
 from traceview.analyses.check import CheckResult
 from traceview.analyses.diff import DiffResult
 from traceview.analyses.summary import Side, nan_to_none
-from traceview.model.counts import LaunchCounts
 
-COUNTS_SCHEMA = "traceview.counts/1"
 DIFF_SCHEMA = "traceview.diff/1"
 CHECK_SCHEMA = "traceview.check/1"
 
@@ -81,23 +81,3 @@ def check_to_dict(side: Side, check: CheckResult, skip: int) -> dict:
     return {"schema": CHECK_SCHEMA, "skip": skip, "counts": side_to_dict(side), "categories": categories,
             "latency": latency, "expectations": findings_to_list(check), "warnings": list(side.warnings),
             "ok": check.passed}
-
-
-def counts_to_dict(counts: LaunchCounts, skip: int = 0) -> dict:
-    """The ``traceview.counts/1`` document of one trace: every step, and the summary over steady steps."""
-    per_step = counts.per_step()
-    steps = []
-    for row in counts.steps.itertuples(index=False):
-        cats = per_step.loc[row.step] if row.step in per_step.index else None
-        steps.append({"index": int(row.step), "name": str(row.name), "steady": int(row.step) >= skip,
-                      "cpu_ms": row.cpu_dur_ns / 1e6, "gpu_ms": row.gpu_kernel_ns / 1e6,
-                      "total": int(row.launches), "graph_replayed": int(row.graph_replayed),
-                      "direct": int(row.direct),
-                      "categories": {c: int(cats[c]) if cats is not None else 0 for c in counts.categories}})
-    summary = counts.summary(skip)
-    return {"schema": COUNTS_SCHEMA, "trace": counts.path, "step_marker": counts.step_marker, "skip": skip,
-            "steps": steps,
-            "summary": {name: {stat: float(summary.at[name, stat]) for stat in ("mean", "median", "min", "max")}
-                        for name in summary.index},
-            "outside_steps": sum(counts.outside_steps().values()), "outside_steps_by_reason": counts.outside_steps(),
-            "warnings": list(counts.warnings)}

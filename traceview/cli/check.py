@@ -9,17 +9,17 @@ import typer
 
 from traceview.analyses.check import check_side
 from traceview.analyses.expectations import Expectation, gather, known_names
-from traceview.analyses.ranks import analyze_ranks
 from traceview.analyses.summary import Side, summarize
 from traceview.cli.app import app
-from traceview.cli.common import engine_config
-from traceview.cli.options import OutputOpt, QuietOpt, TpBinOpt
+from traceview.cli.common import analyze_with_progress
+from traceview.cli.options import OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
 from traceview.cli.output_formats import ReportFormat, emit, finish, render_check
-from traceview.cli.render import load_progress, stderr, stdout
+from traceview.cli.render import stderr, stdout
 from traceview.errors import TraceviewError
 from traceview.model.categories import category_order, load_category_rules
+from traceview.model.ranks import trace_files
 
-# Options shared by `diff` and `check` (declared once: the same flag means the same thing in both).
+# Options shared by `diff` and `check` only; the rest come from cli/options.py.
 RunArg = Annotated[Path, typer.Argument(help="A trace file, or a directory of per-rank traces (counted per rank, "
                                              "then averaged). Example: sample_traces/demo_eager_after.pt.trace.json.gz",
                                         show_default=False)]
@@ -30,13 +30,6 @@ ExpectOpt = Annotated[Optional[list[str]], typer.Option(
 ExpectFileOpt = Annotated[Optional[list[Path]], typer.Option(
     "--expect-file", help="TOML file of [[expect]] tables (docs/json-schema.md), or the name of a shipped one. "
                           "Example: --expect-file deepseek_v32_decode", show_default=False)]
-SkipOpt = Annotated[int, typer.Option("--skip", min=0, help="Warm-up steps to drop from each trace. Example: --skip 3")]
-StepMarkerOpt = Annotated[Optional[str], typer.Option(
-    "--step-marker", help="Regex naming the step annotations, instead of the packaged markers. "
-                          "Example: --step-marker '^ProfilerStep#\\d+$'", show_default=False)]
-RulesOpt = Annotated[Optional[Path], typer.Option(
-    "--rules", help="Category rules TOML replacing the packaged categories.toml. Example: --rules my_rules.toml",
-    show_default=False)]
 FormatOpt = Annotated[ReportFormat, typer.Option("--format", "-f", case_sensitive=False,
                                                  help="table (rich, default), json, markdown (for a PR) or junit "
                                                       "(one testcase per expectation). Example: --format junit")]
@@ -52,8 +45,7 @@ def expectations(expect: list[str] | None, files: list[Path] | None, rules: Path
 def load_side(path: Path, label: str | None, skip: int, step_marker: str | None, rules: Path | None,
               tp_bin: str | None, quiet: bool) -> Side:
     """Counts a trace (or each rank's trace in a directory) with a progress bar, then summarizes it."""
-    ranks = analyze_ranks(path, step_marker, rules, engine_config(tp_bin),
-                          progress=lambda file: load_progress(quiet, f"loading {file.name}"))
+    ranks = [analyze_with_progress(file, step_marker, rules, tp_bin, quiet) for file in trace_files(path)]
     return summarize(ranks, skip, label, str(path))
 
 

@@ -9,9 +9,8 @@ import typer
 from traceview.analyses.check import check_diff
 from traceview.analyses.diff import diff_sides
 from traceview.cli.app import app
-from traceview.cli.check import (ExpectFileOpt, ExpectOpt, FormatOpt, RulesOpt, RunArg, SkipOpt, StepMarkerOpt,
-                                 expectations, load_side)
-from traceview.cli.options import OutputOpt, QuietOpt, TpBinOpt
+from traceview.cli.check import ExpectFileOpt, ExpectOpt, FormatOpt, RunArg, expectations, load_side
+from traceview.cli.options import OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
 from traceview.cli.output_formats import ReportFormat, emit, finish, render_diff
 from traceview.cli.render import stderr, stdout
 
