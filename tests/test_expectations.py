@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -125,7 +126,7 @@ def test_file_all_keys(tmp_path):
     fill, pct = load_expectation_file(path, KNOWN)
     assert (fill.category, fill.op, fill.expected, fill.tolerance, fill.field, fill.why) == \
         ("fill", "<=", 4.0, 1.0, "value", "budget")
-    assert fill.expression == f"{path}: expect #1"
+    assert fill.expression == "expect.toml expect #1"  # the file name: reports show it
     assert (pct.category, pct.field, pct.expected) == ("step_pct", "delta", -2.0)
 
 
@@ -176,3 +177,12 @@ def test_check_refuses_only_deltas():
     # check_side never looks at the side when every expectation is skipped.
     with pytest.raises(RulesError, match="none of the 2 expectations applies to one trace"):
         check_side(None, [parse_expectation("cast=-58", KNOWN), parse_expectation("fill=-54", KNOWN)])
+
+
+def test_documented_file_example_parses(tmp_path):
+    # The ```toml block of docs/json-schema.md#expectation-files is a working file.
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "json-schema.md").read_text()
+    block = doc.split("## Expectation files", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    exps = load_expectation_file(_write(tmp_path, block), KNOWN)
+    assert [(e.category, e.field, e.op, e.expected) for e in exps] == [
+        ("cast", "delta", "=", -58.0), ("fill", "value", "<=", 6.0), ("step_pct", "delta", "<=", -2.0)]

@@ -52,7 +52,7 @@ class Expectation:
     expected: float
     tolerance: float
     field: str  # "delta" (diff: after - before) or "value" (check: one trace; diff: the after side)
-    expression: str  # as the user wrote it, or "FILE: expect #N"
+    expression: str  # as the user wrote it, or "FILE_NAME expect #N"
     why: str = ""
 
     def holds(self, actual: float) -> bool:
@@ -102,7 +102,7 @@ def parse_expectation(text: str, known: tuple[str, ...], field: str = "delta") -
     return Expectation(name, op, _number(match["value"]), tol, field, text.strip())
 
 
-def _file_entry(entry: object, index: int, source: str, known: tuple[str, ...]) -> Expectation:
+def _file_entry(entry: object, index: int, source: str, known: tuple[str, ...], shown: str) -> Expectation:
     where = f"expect #{index + 1}"
     if not isinstance(entry, dict):
         raise RulesError(source, f"{where}: expected a table")
@@ -128,8 +128,8 @@ def _file_entry(entry: object, index: int, source: str, known: tuple[str, ...]) 
     if op not in OPS:
         raise RulesError(source, f"{where} ({name}): op must be one of {', '.join(OPS)}, got {op!r}")
     why = entry.get("why", "")
-    return Expectation(name, op, float(numbers[field]), float(numbers["tolerance"]), field, f"{source}: {where}",
-                       str(why))
+    return Expectation(name, op, float(numbers[field]), float(numbers["tolerance"]), field,
+                       f"{shown} {where}", str(why))
 
 
 def resolve_expect_file(path: str | Path) -> Path | None:
@@ -155,7 +155,8 @@ def load_expectation_file(path: str | Path, known: tuple[str, ...]) -> list[Expe
     unknown = set(data) - {"schema_version", "expect", "description"}
     if unknown:
         raise RulesError(source, f"unknown top-level key(s) {', '.join(sorted(unknown))}")
-    return [_file_entry(e, i, source, known) for i, e in enumerate(entries)]
+    shown = resolved.name if resolved is not None else Path(packaged).name
+    return [_file_entry(e, i, source, known, shown) for i, e in enumerate(entries)]
 
 
 def gather(expressions: Iterable[str], files: Iterable[str | Path], known: tuple[str, ...],

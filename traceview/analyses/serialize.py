@@ -23,12 +23,12 @@ def _text(value: object) -> str | None:
 
 
 def side_to_dict(side: Side) -> dict:
-    """``{"label", "path", "steps", "step_ms", "step_ms_median", "gpu_ms", "step_marker", "ranks": [...]}``."""
+    """``{"label", "path", "steps", "step_ms", "step_ms_median", "gpu_kernel_ms", "step_marker", "ranks": [...]}``."""
     ranks = [{"path": row.path, "steps": int(row.steps), "step_ms": nan_to_none(row.step_ms_mean),
-              "step_ms_median": nan_to_none(row.step_ms_median), "gpu_ms": nan_to_none(row.gpu_ms_mean),
+              "step_ms_median": nan_to_none(row.step_ms_median), "gpu_kernel_ms": nan_to_none(row.gpu_ms_mean),
               "total": nan_to_none(row.total_mean)} for row in side.ranks.itertuples(index=False)]
     return {"label": side.label, "path": side.path, "steps": side.steps, "step_ms": nan_to_none(side.step_ms_mean),
-            "step_ms_median": nan_to_none(side.step_ms_median), "gpu_ms": nan_to_none(side.gpu_ms_mean),
+            "step_ms_median": nan_to_none(side.step_ms_median), "gpu_kernel_ms": nan_to_none(side.gpu_ms_mean),
             "step_marker": side.step_marker, "ranks": ranks}
 
 
@@ -63,8 +63,8 @@ def diff_to_dict(diff: DiffResult, check: CheckResult, skip: int, kernel_limit: 
     latency = {"before_ms": nan_to_none(step["before"]), "after_ms": nan_to_none(step["after"]),
                "delta_ms": nan_to_none(step["delta"]), "delta_pct": nan_to_none(step["delta_pct"]),
                "before_median_ms": nan_to_none(median["before"]), "after_median_ms": nan_to_none(median["after"]),
-               "gpu_before_ms": nan_to_none(gpu["before"]), "gpu_after_ms": nan_to_none(gpu["after"]),
-               "gpu_delta_ms": nan_to_none(gpu["delta"])}
+               "gpu_kernel_before_ms": nan_to_none(gpu["before"]), "gpu_kernel_after_ms": nan_to_none(gpu["after"]),
+               "gpu_kernel_delta_ms": nan_to_none(gpu["delta"])}
     kernels = _kernel_rows(diff.changed_kernels(kernel_limit), ["before_per_step", "after_per_step", "delta",
                                                                 "change"])
     return {"schema": DIFF_SCHEMA, "skip": skip, "before": side_to_dict(diff.before),
@@ -77,7 +77,7 @@ def check_to_dict(side: Side, check: CheckResult, skip: int) -> dict:
     categories = {name: {stat: float(side.categories.at[name, stat]) for stat in ("mean", "median", "min", "max")}
                   for name in side.categories.index}
     latency = {"step_ms": nan_to_none(side.step_ms_mean), "step_ms_median": nan_to_none(side.step_ms_median),
-               "gpu_ms": nan_to_none(side.gpu_ms_mean)}
+               "gpu_kernel_ms": nan_to_none(side.gpu_ms_mean)}
     return {"schema": CHECK_SCHEMA, "skip": skip, "counts": side_to_dict(side), "categories": categories,
             "latency": latency, "expectations": findings_to_list(check), "warnings": list(side.warnings),
             "ok": check.passed}

@@ -55,6 +55,8 @@ def num(value: float, signed: bool = False, digits: int = 2) -> str:
 
 
 def short_kernel(name: str, width: int = 70) -> str:
+    """Drops the ``void `` return type and cuts to ``width`` characters: JSON keeps the full name."""
+    name = name.removeprefix("void ")
     return name if len(name) <= width else name[: width - 1] + "\u2026"
 
 
@@ -63,8 +65,10 @@ def _blank(value: object) -> str:
 
 
 def launched_by(row) -> str:
-    """``aten::copy_ under <annotation> via cudaGraphLaunch``: the CPU side of a kernel row."""
-    text = _blank(row.op) or "-"
+    """``aten::copy_ under <annotation>``, ``cudaGraphLaunch`` for a graph replay: the CPU side of a kernel row."""
+    if not _blank(row.op):
+        return _blank(row.launch_api) or "-"
+    text = str(row.op)
     if _blank(row.annotation):
         text += f" under {row.annotation}"
     if _blank(row.launch_api) and row.launch_api not in ("cudaLaunchKernel", "hipLaunchKernel"):
@@ -72,26 +76,27 @@ def launched_by(row) -> str:
     return text
 
 
-def _kernel_section(diff: DiffResult, top: int) -> Section:
+def _kernel_section(diff: DiffResult, top: int, width: int) -> Section:
     section = Section("Kernels whose count per step changed most",
                       ["delta", diff.before.label, diff.after.label, "category", "kernel", "launched by"],
                       numeric={0, 1, 2})
     for row in diff.changed_kernels(top).itertuples(index=False):
         dtypes = f"{row.src_dtype}->{row.dst_dtype} " if _blank(row.src_dtype) else ""
         section.rows.append([num(row.delta, signed=True), num(row.before_per_step), num(row.after_per_step),
-                             str(row.category), dtypes + short_kernel(str(row.kernel)), launched_by(row)])
+                             str(row.category), dtypes + short_kernel(str(row.kernel), width), launched_by(row)])
     return section
 
 
-def _expectation_section(check: CheckResult) -> Section | None:
+def _expectation_section(check: CheckResult, why: bool) -> Section | None:
     if check.findings.empty:
         return None
-    section = Section("Expectations", ["", "expectation", "per step", "actual", "source"], numeric={3})
+    section = Section("Expectations", ["", "expectation", "per step", "actual", "source"] + (["why"] if why else []),
+                      numeric={3})
     for row in check.findings.itertuples(index=False):
         status = "skip" if row.skipped else ("ok" if row.ok else "FAIL")
         tol = f" \u00b1 {num(row.tolerance)}" if row.tolerance else ""
         section.rows.append([status, f"{row.category} {row.op} {num(row.expected)}{tol}", str(row.field),
-                             num(row.actual), str(row.expression) + (f" ({row.why})" if _blank(row.why) else "")])
+                             num(row.actual), str(row.expression)] + ([_blank(row.why)] if why else []))
     return section
 
 
@@ -105,8 +110,11 @@ def _side_rows(sides: list[Side]) -> Section:
     return section
 
 
-def diff_sections(diff: DiffResult, check: CheckResult, top: int = 10) -> list[Section]:
-    """Runs, launches per step by category, latency, biggest kernel changes, expectations."""
+def diff_sections(diff: DiffResult, check: CheckResult, top: int = 10, wide: bool = False) -> list[Section]:
+    """Runs, launches per step by category, latency, biggest kernel changes, expectations.
+
+    ``wide`` (markdown, JUnit): longer kernel names and the expectations' ``why``.
+    """
     cats = Section("Launches per step", ["category", diff.before.label, diff.after.label, "delta"], numeric={1, 2, 3})
     for row in diff.categories.itertuples(index=False):
         if row.category in AGGREGATE_ROWS or row.before_mean or row.after_mean:
@@ -117,19 +125,19 @@ def diff_sections(diff: DiffResult, check: CheckResult, top: int = 10) -> list[S
     for row in diff.latency.itertuples(index=False):
         lat.rows.append([names[row.metric], num(row.before, digits=3), num(row.after, digits=3),
                          num(row.delta, signed=True, digits=3), num(row.delta_pct, signed=True)])
-    kern = _kernel_section(diff, top)
+    kern = _kernel_section(diff, top, 120 if wide else 60)
     sections = [_side_rows([diff.before, diff.after]), cats, lat] + ([kern] if kern.rows else [])
-    expectations = _expectation_section(check)
+    expectations = _expectation_section(check, wide)
     return sections + ([expectations] if expectations else [])
 
 
-def check_sections(side: Side, check: CheckResult) -> list[Section]:
+def check_sections(side: Side, check: CheckResult, wide: bool = False) -> list[Section]:
     """Run, launches per step by category (mean, median, min, max), expectations."""
     cats = Section("Launches per step", ["category", "mean", "median", "min", "max"], numeric={1, 2, 3, 4})
     for name, row in side.categories.iterrows():
         if name in AGGREGATE_ROWS or row["max"]:
             cats.rows.append([str(name), num(row["mean"]), num(row["median"]), num(row["min"]), num(row["max"])])
-    expectations = _expectation_section(check)
+    expectations = _expectation_section(check, wide)
     return [_side_rows([side]), cats] + ([expectations] if expectations else [])
 
 
@@ -230,7 +238,7 @@ def render_diff(diff: DiffResult, check: CheckResult, fmt: ReportFormat, skip: i
     title = f"traceview diff: {diff.before.label} \u2192 {diff.after.label}"
     if fmt is ReportFormat.json:
         return json.dumps(diff_to_dict(diff, check, skip), indent=2)
-    sections = diff_sections(diff, check, top)
+    sections = diff_sections(diff, check, top, wide=fmt is not ReportFormat.table)
     if fmt is ReportFormat.markdown:
         return render_markdown(title, sections, check, diff.warnings)
     if fmt is ReportFormat.junit:
@@ -245,7 +253,7 @@ def render_check(side: Side, check: CheckResult, fmt: ReportFormat, skip: int) -
     title = f"traceview check: {side.label}"
     if fmt is ReportFormat.json:
         return json.dumps(check_to_dict(side, check, skip), indent=2)
-    sections = check_sections(side, check)
+    sections = check_sections(side, check, wide=fmt is not ReportFormat.table)
     if fmt is ReportFormat.markdown:
         return render_markdown(title, sections, check, side.warnings)
     if fmt is ReportFormat.junit:
