@@ -317,6 +317,14 @@ def test_cli_check_junit_skips_delta_entries(traces, capsys, tmp_path):
     assert suite.findall("testcase")[0].find("skipped") is not None
 
 
+def test_cli_check_table_to_file_is_plain_text(traces, capsys, tmp_path):
+    target = tmp_path / "check.txt"
+    code, out, _ = _cli(capsys, "check", traces["after"], "-o", target, "--expect", "cast=0")
+    text = target.read_text()
+    assert (code, out) == (0, "")
+    assert "Launches per step" in text and "1/1 expectations hold" in text and "\x1b[" not in text  # no colour codes
+
+
 def test_cli_check_markdown_to_file(traces, capsys, tmp_path):
     target = tmp_path / "check.md"
     code, out, _ = _cli(capsys, "check", traces["after"], "-f", "markdown", "-o", target, "--expect", "cast=0")

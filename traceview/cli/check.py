@@ -20,15 +20,19 @@ from traceview.model.categories import category_order, load_category_rules
 from traceview.model.ranks import trace_files
 
 # Options shared by `diff` and `check` only; the rest come from cli/options.py.
-RunArg = Annotated[Path, typer.Argument(help="A trace file, or a directory of per-rank traces (counted per rank, "
-                                             "then averaged). Example: sample_traces/demo_eager_after.pt.trace.json.gz",
-                                        show_default=False)]
+def run_argument(metavar: str) -> typer.models.ArgumentInfo:
+    return typer.Argument(metavar=metavar, show_default=False,
+                          help="A trace file, or a directory of per-rank traces (counted per rank, then averaged). "
+                               "Example: sample_traces/demo_eager_after.pt.trace.json.gz")
+
+
+RunArg = Annotated[Path, run_argument("TRACE")]
 ExpectOpt = Annotated[Optional[list[str]], typer.Option(
     "--expect", "-e", help="CATEGORY OP NUMBER[±TOL], repeatable. OP: = <= >= < >. CATEGORY: a rules category, "
                            "total, graph_replayed, direct, step_ms or step_pct (diff only). "
                            "Example: --expect cast=-58 --expect 'metadata=-1+-0.5'", show_default=False)]
 ExpectFileOpt = Annotated[Optional[list[Path]], typer.Option(
-    "--expect-file", help="TOML file of [[expect]] tables (docs/json-schema.md), or the name of a shipped one. "
+    "--expect-file", help="TOML file of expect tables (docs/json-schema.md), or the name of a shipped one. "
                           "Example: --expect-file deepseek_v32_decode", show_default=False)]
 FormatOpt = Annotated[ReportFormat, typer.Option("--format", "-f", case_sensitive=False,
                                                  help="table (rich, default), json, markdown (for a PR) or junit "
@@ -70,9 +74,9 @@ def check_command(
     Exit codes: 0 every expectation holds, 1 one failed (each failure is listed on stderr), 2 bad input.
 
     Examples:
-      traceview check sample_traces/demo_eager_after.pt.trace.json.gz --expect cast=0 --expect 'fill<=4'
-      traceview check traces/rank_dir/ --expect 'total<=900' --expect 'step_ms<=45' --skip 3
-      traceview check run.pt.trace.json.gz --expect-file budget.toml --format junit -o traceview-junit.xml
+      traceview check sample_traces/demo_eager_after.pt.trace.json.gz --expect 'cast<=2' --expect fill=0 --skip 1
+      traceview check after.pt.trace.json.gz --expect-file examples/launch-budget.toml --format junit -o check.xml
+      traceview check traces_tp4/ --expect 'total<=1030' --expect 'step_ms<=45' --skip 3 --format markdown
     """
     wanted = expectations(expect, expect_file, rules, "value")
     if not wanted:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -9,7 +10,7 @@ import typer
 from traceview.analyses.check import check_diff
 from traceview.analyses.diff import diff_sides
 from traceview.cli.app import app
-from traceview.cli.check import ExpectFileOpt, ExpectOpt, FormatOpt, RunArg, expectations, load_side
+from traceview.cli.check import ExpectFileOpt, ExpectOpt, FormatOpt, expectations, load_side, run_argument
 from traceview.cli.options import OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
 from traceview.cli.output_formats import ReportFormat, emit, finish, render_diff
 from traceview.cli.render import stderr, stdout
@@ -21,8 +22,8 @@ def _label(flag: str) -> object:
 
 @app.command("diff")
 def diff_command(
-    before: RunArg,
-    after: RunArg,
+    before: Annotated[Path, run_argument("BEFORE")],
+    after: Annotated[Path, run_argument("AFTER")],
     expect: ExpectOpt = None,
     expect_file: ExpectFileOpt = None,
     skip: SkipOpt = 0,
@@ -44,8 +45,8 @@ def diff_command(
 
     Examples:
       traceview diff sample_traces/demo_eager_before.pt.trace.json.gz sample_traces/demo_eager_after.pt.trace.json.gz
-      traceview diff before/ after/ --expect cast=-58 --expect fill=-54 --expect 'metadata=-1±0.5' --skip 3
-      traceview diff before.json.gz after.json.gz --expect-file deepseek_v32_decode --format junit -o junit.xml
+      traceview diff before.json.gz after.json.gz --expect cast=-58 --expect fill=-54 --expect 'metadata=-1±0.5'
+      traceview diff before_tp4/ after_tp4/ --expect-file deepseek_v32_decode --skip 3 --format junit -o diff.xml
     """
     wanted = expectations(expect, expect_file, rules, "delta")
     sides = [load_side(path, label, skip, step_marker, rules, tp_bin, quiet)
