@@ -246,7 +246,7 @@ class _Cdp:
     """Just enough of the Chrome DevTools Protocol: call a method, keep the events seen meanwhile."""
 
     def __init__(self, ws_url: str) -> None:
-        websocket = pytest.importorskip("websocket", reason="pip install websocket-client to drive Chromium")
+        import websocket  # websocket-client; _show_in_chromium skips first when it is missing
         # suppress_origin: Chromium refuses DevTools websockets that send an Origin it was not told to allow.
         self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
         self.events: list[dict] = []
@@ -326,6 +326,7 @@ def _show_in_chromium(trace: Path, names: tuple[str, ...], tmp_path: Path, shot:
     """
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    pytest.importorskip("websocket", reason="pip install websocket-client to drive Chromium")
     with serving(trace) as server, chromium(tmp_path / "profile", tmp_path / "chromium.log") as cdp:
         cdp.call("Network.enable")
         cdp.call("Page.navigate", url=server.url)
