@@ -16,6 +16,7 @@ from typing import Iterable, Iterator
 
 import pandas as pd
 
+from traceview.engine import rocprof
 from traceview.engine.backends import Backend, EngineConfig, select_backend
 from traceview.engine.formats import (ProgressFn, TraceFile, default_cache_dir, inspect_file, iter_chunks,
                                       separate_nonnesting_events)
@@ -82,8 +83,11 @@ class Trace:
 def _load(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None) -> Trace:
     backend = select_backend(config, file.estimated_raw_size)
     try:
-        chunks = iter_chunks(file, on_progress)
-        backend.load(separate_nonnesting_events(chunks) if file.format == "json" else chunks)
+        if file.format in rocprof.CONVERTED:  # translated to Kineto-style JSON while streaming
+            backend.load(rocprof.iter_chunks(file, on_progress))
+        else:
+            chunks = iter_chunks(file, on_progress)
+            backend.load(separate_nonnesting_events(chunks) if file.format == "json" else chunks)
         trace = Trace(file, backend)
         _validate(trace)
         return trace

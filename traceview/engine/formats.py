@@ -42,6 +42,11 @@ def _gzip_isize(path: Path, size: int) -> int:
 
 
 def _sniff(head: bytes) -> str | None:
+    from traceview.engine import rocprof  # imports this module: load it late
+
+    rocprof_format = rocprof.sniff(head)  # rocprofv3 JSON/CSV before the generic JSON check
+    if rocprof_format is not None:
+        return rocprof_format
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text[:1] in (b"{", b"["):
         return "json"
@@ -62,7 +67,9 @@ def inspect_file(path: Path) -> TraceFile:
     if not path.exists():
         raise TraceLoadError(path, "no such file")
     if path.is_dir():
-        raise TraceLoadError(path, "is a directory, not a trace file")
+        from traceview.engine import rocprof
+
+        return rocprof.inspect_dir(path)  # a rocprofv3 output directory
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
@@ -86,9 +93,12 @@ def inspect_file(path: Path) -> TraceFile:
         raw_size = _gzip_isize(path, size) if size >= 18 else 0
     fmt = _sniff(head)
     if fmt is None:
-        raise TraceLoadError(path, "not a trace: expected Kineto/Chrome JSON or a Perfetto protobuf trace")
+        raise TraceLoadError(path, "not a trace: expected Kineto/Chrome JSON, a Perfetto protobuf trace "
+                                   "or rocprof output (CSV, JSON, rocpd SQLite)")
     if fmt == "sqlite":
-        raise TraceLoadError(path, "is an SQLite database, not a trace this version reads")
+        from traceview.engine import rocprof
+
+        fmt = rocprof.sqlite_format(path, compressed)  # rocpd or rocprof v1, else TraceLoadError
     return TraceFile(path, fmt, compressed, size, raw_size)
 
 
