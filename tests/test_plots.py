@@ -123,15 +123,15 @@ def test_kernel_delta_orders_by_absolute_change_and_shortens_names(before: Launc
     fig = plots.kernel_delta(kernels, top=2)
     # Top 2 by |delta|: fill (-2.5), then cast (+1) before elementwise (+1) by input order; gemm (0) never.
     labels = list(fig.layout.yaxis.categoryarray)
-    assert labels == ["vectorized_elementwise_kernel<FillFunctor> [fill]",
-                      "vectorized_elementwise_kernel<direct_copy> [cast bfloat16→float32]"]
+    assert labels == ["vectorized_elementwise_kernel<FillFunctor, fp32> [fill]",
+                      "vectorized_elementwise_kernel<direct_copy, fp32> [cast bfloat16→float32]"]
     assert {t.name: list(t.x) for t in fig.data} == {"removed": [-2.5], "added": [1.0]}
     # Full name in the hover text, wrapped.
     assert fig.data[0].customdata[0][0].replace("<br>", "").replace(" ", "") == FILL.replace(" ", "")
     # From the traces (skip 1): FillFunctor 2.5 -> 0 and the Triton add 0 -> 1 changed; cast and gemm did not.
     fig = plots.kernel_delta(diff_counts(before, after, skip=1).kernels)
     assert {t.name: (list(t.y), list(t.x)) for t in fig.data} == {
-        "removed": (["vectorized_elementwise_kernel<FillFunctor> [fill]"], [-2.5]),
+        "removed": (["vectorized_elementwise_kernel<FillFunctor, fp32> [fill]"], [-2.5]),
         "added": (["triton_poi_fused_add_0 [elementwise]"], [1.0])}
 
 
@@ -169,22 +169,33 @@ def test_kernel_step_heatmap_counts(before: LaunchCounts) -> None:
     fig = plots.kernel_step_heatmap(before)
     (heat,) = fig.data
     # Rows by total launches: FillFunctor 2+2+3=7 first; gemm and copy 3 each, tied, kept in name order.
-    assert list(heat.y) == ["vectorized_elementwise_kernel<FillFunctor>",
-                            "sm90_xmma_gemm_bf16bf16_bf16…_tilesize128x128x64",
-                            "vectorized_elementwise_kernel<direct_copy>"]
+    assert list(heat.y) == ["vectorized_elementwise_kernel<FillFunctor, fp32>",
+                            "sm90_xmma_gemm_bf16bf16_bf16f32_f…n_n_tilesize128x128x64",
+                            "vectorized_elementwise_kernel<direct_copy, fp32>"]
     assert heat.z.tolist() == [[2, 2, 3], [1, 1, 1], [1, 1, 1]]
     assert list(heat.x) == ["0", "1", "2"]
     assert plots.kernel_step_heatmap(before, top=1).data[0].z.tolist() == [[2, 2, 3]]
 
 
 @pytest.mark.parametrize("name, label", [
-    (FILL, "vectorized_elementwise_kernel<FillFunctor>"),
-    (CAST, "vectorized_elementwise_kernel<direct_copy>"),
+    (FILL, "vectorized_elementwise_kernel<FillFunctor, fp32>"),
+    (CAST, "vectorized_elementwise_kernel<direct_copy, fp32>"),  # from {lambda(float)#1}
     (("void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float, at::native::MeanOps<float, float, float, "
       "float>, unsigned int, float, 4> >(at::native::ReduceOp<float, at::native::MeanOps<float, float, float, float>, "
-      "unsigned int, float, 4>)"), "reduce_kernel<MeanOps>"),
+      "unsigned int, float, 4>)"), "reduce_kernel<MeanOps, fp32>"),
+    # Same kernel, two dtypes: the dtype is what tells a removed cast apart.
+    (("void (anonymous namespace)::softmax_warp_forward<c10::BFloat16, c10::BFloat16, float, 2, false, false>"
+      "(c10::BFloat16*, c10::BFloat16 const*, int, int, int, bool const*, int, bool)"), "softmax_warp_forward<bf16>"),
+    ("void (anonymous namespace)::softmax_warp_forward<float, float, float, 2, false, false>(float*, int)",
+     "softmax_warp_forward<fp32>"),
+    # The functor's dtype (nested) wins over gpu_kernel_impl's index lambda, {lambda(int)#1}.
+    (("void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::BinaryFunctor<"
+      "c10::BFloat16, c10::BFloat16, c10::BFloat16, at::native::binary_internal::DivFunctor<c10::BFloat16> > >("
+      "at::TensorIteratorBase&)::{lambda(int)#1}>(int)"), "elementwise_kernel<DivFunctor, bf16>"),
+    (("void at::native::sbtopk::gatherTopK<c10::BFloat16, unsigned int, 2, false>(at::cuda::detail::TensorInfo<"
+      "c10::BFloat16 const, unsigned int>, unsigned int)"), "gatherTopK<bf16>"),
     ("void (anonymous namespace)::store_kvcache<2048l, 4, false, long>((anonymous namespace)::StoreKVCacheParams)",
-     "store_kvcache"),
+     "store_kvcache<i64>"),
     ("ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t(ncclDevComm*, unsigned long, ncclWork*)",
      "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t"),
     ("Memcpy HtoD (Pageable -> Device)", "Memcpy HtoD (Pageable -> Device)"),

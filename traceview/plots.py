@@ -34,9 +34,17 @@ STEP_METRICS = {
     "gpu_span_ns": "GPU span of the step's launches (ms)",
     "gpu_kernel_ns": "summed GPU event time (ms)",
 }
-_BUILTIN_TYPES = {"float", "double", "int", "bool", "long", "short", "char", "unsigned", "signed", "half",
-                  "Half", "BFloat16", "__half", "__nv_bfloat16", "bfloat16", "int64_t", "int32_t", "uint8_t",
-                  "int8_t", "char*", "void"}
+# C++ element types in kernel template arguments -> the short dtype a label shows.
+_DTYPES = {"c10::BFloat16": "bf16", "BFloat16": "bf16", "__nv_bfloat16": "bf16", "__hip_bfloat16": "bf16",
+           "bfloat16": "bf16", "c10::Half": "fp16", "Half": "fp16", "__half": "fp16", "half": "fp16",
+           "float": "fp32", "double": "fp64", "long": "i64", "long int": "i64", "int64_t": "i64", "int": "i32",
+           "int32_t": "i32", "short": "i16", "signed char": "i8", "int8_t": "i8", "unsigned char": "u8",
+           "uint8_t": "u8", "long long": "i64", "bool": "bool", "c10::Float8_e4m3fn": "fp8e4m3",
+           "c10::Float8_e5m2": "fp8e5m2", "c10::Float8_e4m3fnuz": "fp8e4m3", "c10::complex<float>": "c64"}
+_NOT_A_HINT = {"unsigned", "signed", "char", "char*", "void", "int64_t", "int32_t", "uint8_t", "int8_t"}
+# Index and size types: template arguments that say nothing about the data.
+_INDEX_TYPES = {"unsigned int", "unsigned long", "unsigned long int", "size_t", "std::size_t", "uint32_t",
+                "uint64_t", "unsigned"}
 # Template arguments that only wrap the informative one (looked through for the label hint).
 _WRAPPERS = {"gpu_kernel_impl", "gpu_kernel_impl_nocast", "ReduceOp", "func_wrapper_t", "BinaryFunctor",
              "AUnaryFunctor", "BUnaryFunctor", "UnaryFunctor", "wrapped_scan_config", "TensorListMetadata"}
@@ -102,7 +110,8 @@ def _template_hint(text: str, depth: int = 0) -> str | None:
     wrappers (``BinaryFunctor<float, ..., MulFunctor<float>>``) are looked through."""
     for arg in _template_args(text):
         word = _last_component(re.split(r"[<({]", arg, maxsplit=1)[0])
-        if not word or re.fullmatch(r"[\d\sLlUu.xXa-fA-F+-]*|true|false", word) or word in _BUILTIN_TYPES:
+        if (not word or re.fullmatch(r"[\d\sLlUu.xXa-fA-F+-]*|true|false", word) or word in _NOT_A_HINT
+                or _dtype(arg) or arg.strip() in _INDEX_TYPES):
             continue
         if word in _WRAPPERS:
             inner = _template_hint(arg, depth + 1) if depth < 3 else None
@@ -113,6 +122,31 @@ def _template_hint(text: str, depth: int = 0) -> str | None:
     return None
 
 
+def _dtype(arg: str) -> str | None:
+    """``bf16`` for ``c10::BFloat16`` (also ``c10::BFloat16 const``); None if ``arg`` is not an element type."""
+    return _DTYPES.get(re.sub(r"\s*\bconst\b\s*", "", arg).strip())
+
+
+def _dtype_hint(text: str) -> str | None:
+    """The element type a kernel instantiation is for: the first dtype among its template arguments, else
+    the first one nested in them (``FillFunctor<int>``, ``BinaryFunctor<c10::BFloat16, ...>``), else the
+    first ``{lambda(T...)}`` parameter (PyTorch's elementwise lambdas, e.g. ``direct_copy``'s)."""
+    args = _template_args(text)
+    found = next((_dtype(arg) for arg in args if _dtype(arg)), None) or _nested_dtype(args)
+    if found:
+        return found
+    match = re.search(r"\{lambda\(([^,)]+)", text)
+    return _dtype(match.group(1)) if match else None
+
+
+def _nested_dtype(args: list[str], depth: int = 0) -> str | None:
+    """Breadth first through nested template arguments, three levels deep."""
+    inner = [a for arg in args for a in _template_args(arg)]
+    if not inner or depth >= 3:
+        return None
+    return next((_dtype(a) for a in inner if _dtype(a)), None) or _nested_dtype(inner, depth + 1)
+
+
 def _last_component(path: str) -> str:
     tokens = path.split()
     if not tokens:
@@ -121,23 +155,26 @@ def _last_component(path: str) -> str:
     return parts[-1] if parts else ""
 
 
-def short_kernel_name(name: str, max_len: int = 48) -> str:
+def short_kernel_name(name: str, max_len: int = 56) -> str:
     """A readable label for a GPU event name.
 
     C++ signatures lose ``void``, namespaces, template and parameter lists; the
-    first informative template argument is kept as a hint, so
+    first informative template argument and the element type are kept as hints, so
     ``void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>, ...>(...)``
-    becomes ``vectorized_elementwise_kernel<FillFunctor>``. Other names
-    (``Memcpy HtoD (Pageable -> Device)``, Triton names) only get whitespace
-    collapsed. Longer than ``max_len`` characters: cut in the middle with an ellipsis.
+    becomes ``vectorized_elementwise_kernel<FillFunctor, fp32>`` and
+    ``softmax_warp_forward<c10::BFloat16, c10::BFloat16, float, 2, ...>`` becomes
+    ``softmax_warp_forward<bf16>`` (a cast removed by a change often shows only
+    as the same kernel in another dtype). Other names (``Memcpy HtoD (Pageable
+    -> Device)``, Triton names) only get whitespace collapsed. Longer than
+    ``max_len`` characters: cut in the middle with an ellipsis.
     """
     text = " ".join(str(name).split())
     looks_cpp = "::" in text or re.search(r"[\w>]\(", text) or re.search(r"\w<", text)
     if looks_cpp:
         text = re.sub(r"^void\s+", "", text).replace("(anonymous namespace)::", "")
         base = _last_component(_depth_zero(text).replace(" const", "")) or text
-        hint = _template_hint(text)
-        text = f"{base}<{hint}>" if hint else base
+        hints = [h for h in (_template_hint(text), _dtype_hint(text)) if h]
+        text = f"{base}<{', '.join(hints)}>" if hints else base
     if len(text) <= max_len:
         return text
     # Cut in the middle: the tail tells variants apart (tile sizes, the functor in <...>).
@@ -145,7 +182,7 @@ def short_kernel_name(name: str, max_len: int = 48) -> str:
     return text[:head] + "…" + text[len(text) - (max_len - 1 - head):]
 
 
-def kernel_labels(names: list[str], max_len: int = 48) -> list[str]:
+def kernel_labels(names: list[str], max_len: int = 56) -> list[str]:
     """Short names for ``names``, made unique with ``#2``, ``#3`` suffixes (bars on one axis must differ)."""
     labels, seen = [], {}
     for name in names:
@@ -167,15 +204,16 @@ def _figure(title: str, **layout) -> go.Figure:
     return fig
 
 
-def launches_per_step(counts: LaunchCounts, skip: int = 0, title: str | None = None) -> go.Figure:
+def launches_per_step(counts: LaunchCounts, skip: int = 0, label: str | None = None) -> go.Figure:
     """Stacked bars: launches per step (x: step index), one bar trace per category with any launch.
 
-    Warm-up steps (the first ``skip``) are shaded. Bar values are ``counts.per_step()``.
+    Warm-up steps (the first ``skip``) are shaded. Bar values are ``counts.per_step()``. ``label`` names
+    the trace in the title (default: its file name).
     """
     per_step = counts.per_step()
     colors = category_colors(counts.categories)
     names = counts.steps.set_index("step")["name"].reindex(per_step.index).astype(str).to_numpy()
-    fig = _figure(title or f"Launches per step by category: {_display_path(counts.path)}", barmode="stack",
+    fig = _figure(f"Launches per step by category: {label or _display_path(counts.path)}", barmode="stack",
                   xaxis_title="step", yaxis_title="launches", bargap=0.15, legend_traceorder="normal")
     _step_ticks(fig, len(per_step))
     for category in counts.categories:
@@ -248,7 +286,7 @@ def _delta_bars(fig: go.Figure, labels: list[str], hover_names: list[str], befor
             continue
         fig.add_bar(orientation="h", name=name, marker_color=color,
                     y=[lab for lab, k in zip(labels, keep) if k], x=delta[keep],
-                    text=[f"{d:+.4g}" for d in delta[keep]], textposition="outside", cliponaxis=False,
+                    text=[f"{d:+.4g}" if d else "0" for d in delta[keep]], textposition="outside", cliponaxis=False,
                     customdata=[c for c, k in zip(custom, keep) if k],
                     hovertemplate="%{customdata[0]}<br>before %{customdata[1]:.4g}, after %{customdata[2]:.4g}, "
                                   "Δ %{x:+.4g}<extra></extra>")
@@ -346,12 +384,15 @@ def kernel_step_matrix(counts: LaunchCounts, top: int = 30) -> pd.DataFrame:
     return matrix.loc[order].astype("int64")
 
 
-def kernel_step_heatmap(counts: LaunchCounts, top: int = 30, title: str | None = None) -> go.Figure:
-    """Heatmap of launch counts, kernel (rows, top ``top`` by launches) x step (columns)."""
+def kernel_step_heatmap(counts: LaunchCounts, top: int = 30, label: str | None = None) -> go.Figure:
+    """Heatmap of launch counts, kernel (rows, top ``top`` by launches) x step (columns).
+
+    Cells are ``kernel_step_matrix(counts, top)``; ``label`` names the trace in the title.
+    """
     matrix = kernel_step_matrix(counts, top)
     names = matrix.index.astype(str).tolist()
     hover = [[hover_name(n, width=80, max_chars=300)] * matrix.shape[1] for n in names]
-    fig = _figure(title or f"Launches per kernel and step (top {len(names)}): {_display_path(counts.path)}",
+    fig = _figure(f"Launches per kernel and step, top {len(names)} kernels: {label or _display_path(counts.path)}",
                   xaxis_title="step", height=max(300, 120 + 22 * len(names)), margin=dict(l=20, r=30, t=60, b=50))
     # Zero is white, one launch is already visibly blue: a kernel missing from a step stands out.
     scale = [[0.0, "#ffffff"], [1e-9, "#dbe9f6"], [1.0, "#08306b"]]

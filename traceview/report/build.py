@@ -151,9 +151,8 @@ def _side_meta(label: str, side: Side, counts: Sequence[LaunchCounts]) -> tuple[
 
 
 def _per_trace_figures(label: str, counts: LaunchCounts, options: ReportOptions, key: str) -> list[str]:
-    per_step = plots.launches_per_step(counts, options.skip, title=f"Launches per step by category: {label}")
-    heat = plots.kernel_step_heatmap(counts, options.heatmap_rows,
-                                     title=f"Launches per kernel and step (top {options.heatmap_rows}): {label}")
+    per_step = plots.launches_per_step(counts, options.skip, label)
+    heat = plots.kernel_step_heatmap(counts, options.heatmap_rows, label)
     return [figure_html(per_step, f"fig-per-step-{key}"), figure_html(heat, f"fig-heatmap-{key}")]
 
 
@@ -259,15 +258,17 @@ def trace_report(side: Side, counts: Sequence[LaunchCounts], findings: pd.DataFr
                                       ("rules", options.rules)]))]
     if findings is not None and len(findings):
         sections.append(expectations_section(findings))
-    sections.append(Section("categories", "Launches per step by category", _trace_category_table(side)
-                            + figure_html(plots.launches_per_step(one, options.skip), "fig-per-step")))
     sides = {label: one}
+    per_step = plots.launches_per_step(one, options.skip, label)
+    heatmap = plots.kernel_step_heatmap(one, options.heatmap_rows, label)
+    sections.append(Section("categories", "Launches per step by category", _trace_category_table(side)
+                            + figure_html(per_step, "fig-per-step")))
     sections.append(Section("latency", "Step latency",
                             figure_html(plots.step_durations(sides, skip=options.skip), "fig-step-durations")
                             + figure_html(plots.step_duration_histogram(sides, skip=options.skip),
                                           "fig-step-histogram")))
     sections.append(Section("kernels", "Kernels", _trace_kernel_table(side, options.top_kernels)
-                            + figure_html(plots.kernel_step_heatmap(one, options.heatmap_rows), "fig-heatmap")))
+                            + figure_html(heatmap, "fig-heatmap")))
     warn = _warnings_section(side.warnings)
     sections += [warn] if warn else []
     return _page(options.title or f"traceview: {label}", "Kernel launches per step", sections)

@@ -31,7 +31,7 @@ tr.aggregate td { font-weight: 600; background: #fbfcfd; }
 tr.aggregate:first-of-type td, tr.first-aggregate td { border-top: 2px solid var(--line); }
 table.meta th { background: none; color: var(--muted); font-weight: 500; padding-left: 0; }
 table.meta td { word-break: break-all; }
-td.kernel { max-width: 560px; }
+td.kernel { max-width: 560px; min-width: 340px; }
 td.kernel summary { cursor: pointer; }
 td.kernel .full { color: var(--muted); font-size: 11px; word-break: break-all; display: block; margin: 2px 0 0 14px; }
 td.nowrap { white-space: nowrap; }
@@ -60,22 +60,31 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
   body { font-size: 11px; }
   main { max-width: none; padding: 0; }
   nav, .modebar-container { display: none !important; }
-  h2 { break-after: avoid; }
-  .figure, table, .verdict, .cards { break-inside: avoid; }
+  h2, .note, h3 { break-after: avoid; }
+  .figure, .verdict, .cards, tr { break-inside: avoid; }
   .figure { border: none; padding: 0; }
   td.kernel .full { display: none; }
   td.kernel summary { list-style: none; }
 }
 """
 
-# Plotly draws at the window's width: redraw every figure for the printed page and back.
+# Plotly draws at the window's size: for paper, redraw each figure at the page width and no taller than a
+# landscape page (a taller one would be cut between pages), then restore the screen layout.
 RESIZE_JS = """
 (function () {
-  function resizeAll() {
-    document.querySelectorAll('.js-plotly-plot').forEach(function (el) { Plotly.Plots.resize(el); });
-  }
-  window.addEventListener('beforeprint', resizeAll);
-  window.addEventListener('afterprint', resizeAll);
+  var PAGE_WIDTH = 1000, PAGE_HEIGHT = 640, saved = [];
+  function plots() { return Array.prototype.slice.call(document.querySelectorAll('.js-plotly-plot')); }
+  window.addEventListener('beforeprint', function () {
+    saved = plots().map(function (el) {
+      var height = el.layout.height;
+      Plotly.relayout(el, {width: PAGE_WIDTH, height: Math.min(height || 450, PAGE_HEIGHT)});
+      return [el, height];
+    });
+  });
+  window.addEventListener('afterprint', function () {
+    saved.forEach(function (pair) { Plotly.relayout(pair[0], {width: null, height: pair[1]}); });
+    saved = [];
+  });
 })();
 """
 
