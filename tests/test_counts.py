@@ -229,3 +229,48 @@ def test_public_a100_graph_replays_and_losses() -> None:
     assert counts.steps.launches.tolist() == [1375, 1375, 1375, 1375, 1374]
     assert counts.outside_steps()["no_launch"] == 873
     assert any("slice_drop_overlapping_complete_event" in w for w in counts.warnings)
+
+
+def rocprofv3_pftrace(path: Path) -> Path:
+    """A .pftrace shaped like rocprofv3's Perfetto output: a roctx range (marker_api), hip_api calls
+    and kernel_dispatch slices on a GPU track, linked by the debug.corr_id annotation."""
+    from perfetto.trace_builder.proto_builder import TraceProtoBuilder
+
+    builder = TraceProtoBuilder()
+    for uuid, name in ((1, "THREAD 0 (100)"), (2, "COMPUTE AGENT [0] STREAM [0] (GPU)")):
+        packet = builder.add_packet()
+        packet.track_descriptor.uuid = uuid
+        packet.track_descriptor.name = name
+
+    def slice_(track: int, category: str, name: str, begin: int, end: int, corr: int | None) -> None:
+        for ts, kind in ((begin, 1), (end, 2)):
+            packet = builder.add_packet()
+            packet.timestamp = ts
+            packet.trusted_packet_sequence_id = 1
+            packet.track_event.type = kind
+            packet.track_event.track_uuid = track
+            if kind == 1:
+                packet.track_event.name = name
+                packet.track_event.categories.append(category)
+                if corr is not None:
+                    note = packet.track_event.debug_annotations.add()
+                    note.name, note.int_value = "corr_id", corr
+
+    slice_(1, "marker_api", "ProfilerStep#1", 1000, 9000, None)
+    slice_(1, "hip_api", "hipLaunchKernel", 2000, 2100, 11)
+    slice_(1, "hip_api", "hipExtModuleLaunchKernel", 3000, 3100, 12)
+    slice_(2, "kernel_dispatch", "void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>>",
+           5000, 5100, 11)
+    slice_(2, "kernel_dispatch", "kn_get_mla_metadata_v1_0", 5200, 5300, 12)
+    slice_(1, "hip_api", "hipLaunchKernel", 9500, 9600, 13)  # after the step
+    slice_(2, "kernel_dispatch", "Cijk_Alik_Bljk_BBS_BH_MT256x32x64", 9700, 9800, 13)
+    path.write_bytes(builder.serialize())
+    return path
+
+
+def test_rocprofv3_pftrace_counts(tmp_path: Path) -> None:
+    counts = analyze(rocprofv3_pftrace(tmp_path / "run.pftrace"))
+    row = counts.per_step().loc[0]
+    # The step holds the two launches at 2000 and 3000 ns; the GEMM's launch (9500) is after it.
+    assert (len(counts.steps), row["fill"], row["metadata"], row.sum()) == (1, 1, 1, 2)
+    assert counts.outside_steps()["after_last_step"] == 1

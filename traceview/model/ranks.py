@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from traceview.engine.formats import inspect_file
 from traceview.errors import TraceLoadError
 
 TRACE_SUFFIXES = (".json", ".json.gz", ".pftrace", ".pftrace.gz", ".perfetto-trace", ".perfetto-trace.gz")
@@ -28,7 +29,13 @@ def trace_files(path: Path) -> list[Path]:
         return [path]
     files = [p for p in path.iterdir() if p.is_file() and p.name.endswith(TRACE_SUFFIXES)]
     if not files:
-        raise TraceLoadError(path, f"directory holds no trace files ({', '.join(TRACE_SUFFIXES)})")
+        # A rocprofv3 output directory (CSV run, rocpd database) is one trace.
+        try:
+            inspect_file(path)
+        except TraceLoadError:
+            raise TraceLoadError(path, "directory holds no trace files (per-rank Kineto/Perfetto traces "
+                                       "or one rocprofv3 output)") from None
+        return [path]
 
     def order(p: Path) -> tuple:
         match = _RANK.search(p.name)

@@ -10,9 +10,10 @@ from traceview.engine import Trace
 from traceview.model.rules import StepMarker, compile_regex, load_step_markers
 from traceview.model.sql import sql_literal
 
-# CPU-side annotation categories across Kineto versions; the GPU-side copy of an
-# annotation (gpu_user_annotation) is excluded so ProfilerStep#N counts once.
-CPU_ANNOTATION_CATEGORIES = ("user_annotation", "cpu_op", "Operator")
+# CPU-side annotation categories across Kineto versions (and rocprofv3's roctx
+# ranges in .pftrace, marker_api); the GPU-side copy of an annotation
+# (gpu_user_annotation) is excluded so ProfilerStep#N counts once.
+CPU_ANNOTATION_CATEGORIES = ("user_annotation", "cpu_op", "Operator", "marker_api")
 _CATS_SQL = ", ".join(sql_literal(c) for c in CPU_ANNOTATION_CATEGORIES)
 
 STEP_COLUMNS = ["step", "name", "slice_id", "cpu_start_ns", "cpu_end_ns", "cpu_dur_ns"]

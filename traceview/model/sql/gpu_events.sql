@@ -1,8 +1,10 @@
 -- GPU work (kernels, memcpys, memsets) and the CPU calls that launched it.
 -- Kineto names the categories differently across versions: 'kernel' /
 -- 'gpu_memcpy' / 'gpu_memset' today, 'Kernel' / 'Memcpy' / 'Memset' in the
--- 2021 schema. GPU events are told from CPU ones by category, never by stream
--- (ROCm traces put kernels on stream 0).
+-- 2021 schema; rocprofv3's .pftrace uses 'kernel_dispatch' / 'memory_copy'
+-- and 'hip_api', with the correlation id in the debug.corr_id annotation.
+-- GPU events are told from CPU ones by category, never by stream (ROCm traces
+-- put kernels on stream 0).
 CREATE OR REPLACE PERFETTO TABLE tv_gpu_event AS
 SELECT
   s.id,
@@ -10,15 +12,17 @@ SELECT
   s.dur,
   s.name,
   CASE
-    WHEN s.category IN ('kernel', 'Kernel') THEN 'kernel'
-    WHEN s.category IN ('gpu_memcpy', 'Memcpy') THEN 'memcpy'
+    WHEN s.category IN ('kernel', 'Kernel', 'kernel_dispatch') THEN 'kernel'
+    WHEN s.category IN ('gpu_memcpy', 'Memcpy', 'memory_copy') THEN 'memcpy'
     ELSE 'memset'
   END AS kind,
-  extract_arg(s.arg_set_id, 'args.correlation') AS correlation,
-  extract_arg(s.arg_set_id, 'args.device') AS device,
-  extract_arg(s.arg_set_id, 'args.stream') AS stream
+  IIF(s.category IN ('kernel_dispatch', 'memory_copy'), extract_arg(s.arg_set_id, 'debug.corr_id'),
+      extract_arg(s.arg_set_id, 'args.correlation')) AS correlation,
+  coalesce(extract_arg(s.arg_set_id, 'args.device'), extract_arg(s.arg_set_id, 'debug.agent')) AS device,
+  coalesce(extract_arg(s.arg_set_id, 'args.stream'), extract_arg(s.arg_set_id, 'debug.queue')) AS stream
 FROM slice s
-WHERE s.category IN ('kernel', 'Kernel', 'gpu_memcpy', 'Memcpy', 'gpu_memset', 'Memset');
+WHERE s.category IN ('kernel', 'Kernel', 'gpu_memcpy', 'Memcpy', 'gpu_memset', 'Memset',
+                     'kernel_dispatch', 'memory_copy');
 
 -- Launch-side calls: CUDA/HIP runtime and driver API events (Triton kernels go
 -- through the driver: cuLaunchKernelEx, category cuda_driver). Only calls that
@@ -31,7 +35,8 @@ SELECT
   s.name,
   s.parent_id,
   s.track_id,
-  extract_arg(s.arg_set_id, 'args.correlation') AS correlation
+  IIF(s.category = 'hip_api', extract_arg(s.arg_set_id, 'debug.corr_id'),
+      extract_arg(s.arg_set_id, 'args.correlation')) AS correlation
 FROM slice s
 WHERE s.category IN ('cuda_runtime', 'cuda_driver', 'Runtime', 'hip_runtime', 'hip_api')
-  AND extract_arg(s.arg_set_id, 'args.correlation') IS NOT NULL;
+  AND correlation IS NOT NULL;

@@ -4,7 +4,7 @@
 CREATE OR REPLACE PERFETTO TABLE tv_launch_annotation AS
 SELECT c.launch_id, (
   SELECT a.name FROM ancestor_slice(c.launch_id) a
-  WHERE a.category = 'user_annotation'
+  WHERE a.category IN ('user_annotation', 'marker_api')
     AND a.id NOT IN (SELECT slice_id FROM tv_step WHERE slice_id IS NOT NULL)
   ORDER BY a.depth DESC LIMIT 1
 ) AS annotation
