@@ -60,19 +60,25 @@ def _cell(column: Column, value: object) -> str:
     return f"<td{klass}>{escape(text)}</td>" if text else _EMPTY
 
 
+def _breakable(header: str) -> str:
+    # Run labels like demo_eager_before: let a narrow numeric column wrap them after an underscore.
+    return escape(header).replace("_", "_<wbr>")
+
+
 def html_table(frame: pd.DataFrame, columns: Iterable[Column], css_class: str = "",
                row_class: Callable[[pd.Series], str] | None = None) -> str:
     """``frame``'s rows as an HTML table with ``columns`` (in that order)."""
     columns = list(columns)
-    head = "".join(f'<th class="num">{escape(c.header)}</th>' if c.kind in ("num", "delta", "pct")
-                   else f"<th>{escape(c.header)}</th>" for c in columns)
+    head = "".join(f'<th class="num">{_breakable(c.header)}</th>' if c.kind in ("num", "delta", "pct")
+                   else f"<th>{_breakable(c.header)}</th>" for c in columns)
     rows = []
     for _, row in frame.iterrows():
         cls = row_class(row) if row_class else ""
         cells = "".join(_cell(c, row[c.key]) for c in columns)
         rows.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
     klass = f' class="{css_class}"' if css_class else ""
-    return f"<table{klass}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    table = f"<table{klass}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return f'<div class="table-wrap">{table}</div>'
 
 
 def card(title: str, value: str, detail: str = "", tone: str = "") -> str:

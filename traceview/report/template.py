@@ -25,7 +25,9 @@ nav a { color: var(--accent); text-decoration: none; margin-right: 16px; white-s
 nav a:hover { text-decoration: underline; }
 table { border-collapse: collapse; margin: 6px 0 12px; font-variant-numeric: tabular-nums; }
 th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
-th { background: var(--bg-alt); font-weight: 600; white-space: nowrap; }
+th { background: var(--bg-alt); font-weight: 600; }
+th.num { max-width: 130px; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
 td.num, th.num { text-align: right; white-space: nowrap; }
 tr.aggregate td { font-weight: 600; background: #fbfcfd; }
 tr.aggregate:first-of-type td, tr.first-aggregate td { border-top: 2px solid var(--line); }
@@ -33,6 +35,7 @@ table.meta th { background: none; color: var(--muted); font-weight: 500; padding
 table.meta td { word-break: break-all; }
 td.kernel { max-width: 560px; min-width: 340px; }
 td.kernel summary { cursor: pointer; }
+td.kernel code { font-size: 12px; }
 td.kernel .full { color: var(--muted); font-size: 11px; word-break: break-all; display: block; margin: 2px 0 0 14px; }
 td.nowrap { white-space: nowrap; }
 .neg { color: var(--removed); } .pos { color: var(--added); } .muted { color: var(--muted); }
