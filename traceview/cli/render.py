@@ -29,6 +29,10 @@ def write_output(text: str, output: Path | None) -> None:
         raise TraceviewError(output, "output directory does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=directory)
     try:
+        # mkstemp creates 0600; give the result the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, output)
