@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -274,3 +275,18 @@ def test_rocprofv3_pftrace_counts(tmp_path: Path) -> None:
     # The step holds the two launches at 2000 and 3000 ns; the GEMM's launch (9500) is after it.
     assert (len(counts.steps), row["fill"], row["metadata"], row.sum()) == (1, 1, 1, 2)
     assert counts.outside_steps()["after_last_step"] == 1
+
+
+def test_output_file_is_written_whole_with_normal_mode(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = write_trace(tmp_path / "t.json", eager_steps().events)
+    out = tmp_path / "counts.json"
+    old = os.umask(0o022)
+    try:
+        assert run(["counts", str(path), "-f", "json", "-o", str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert json.loads(out.read_text())["schema"] == "traceview.counts/1"
+    assert out.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".counts.json")] == []  # no temp left
+    assert run(["counts", str(tmp_path / "missing.json"), "-f", "json", "-o", str(tmp_path / "x.json")]) == 2
+    assert not (tmp_path / "x.json").exists()
