@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -43,8 +44,6 @@ def ranks(tmp_path: Path) -> Path:
         for k in range(3):
             trace.op("aten::fill_", start + 1 + 20 * k, 10)
             trace.launch(start + 2 + 20 * k, ["void at::native::FillFunctor<float>(float)"])
-    import json
-
     (folder / "rank2.json").write_text(json.dumps({"schemaVersion": 1, "traceEvents": trace.events}))
     (folder / "notes.txt").write_text("not a trace")
     return folder

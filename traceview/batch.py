@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from traceview import errors
+from traceview.cache import cached_analyze
 from traceview.engine import EngineConfig
 from traceview.errors import TraceLoadError, TraceviewError
 from traceview.model.counts import LaunchCounts
@@ -81,8 +82,6 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 def count_one(path: str, config: BatchConfig) -> Answer:
     """Worker body: counts one trace. Returns an Answer; only bugs raise."""
-    from traceview.cache import cached_analyze
-
     try:
         counts = cached_analyze(path, config.step_marker, config.rules_path, config.engine,
                                 use_cache=config.use_cache)
