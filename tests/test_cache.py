@@ -76,6 +76,22 @@ def test_public_trace_round_trip(cache_dir):
     assert len(entries(cache_dir)) == 1
 
 
+def test_a_trace_directory_is_keyed_on_every_file_in_it(tmp_path, cache_dir):
+    from conftest import public_trace
+
+    csv = public_trace("rocprofv3-kernel-trace-csv-mi300", "ps_file_kernel_trace.csv")
+    run_dir = tmp_path / "rocprof-run"
+    run_dir.mkdir()
+    (run_dir / csv.name).write_bytes(csv.read_bytes())
+    first = cached_analyze(run_dir)
+    assert_same(cached_analyze(run_dir), first)
+    # The CSV holds 3 kernel dispatches; no step marker, so one whole-trace step holds all 3.
+    assert first.steps["launches"].tolist() == [3]
+    before = cache_key(run_dir, None, None)
+    (run_dir / csv.name).write_bytes(csv.read_bytes().replace(b"vecCopy", b"vecCopz"))
+    assert cache_key(run_dir, None, None) != before
+
+
 def test_same_content_elsewhere_hits_and_reports_the_new_path(trace, tmp_path, cache_dir):
     cached_analyze(trace)
     copy = tmp_path / "copy.json"

@@ -3,8 +3,9 @@
 ``cached_analyze`` is ``model.counts.analyze`` that remembers its answer. The key
 is a SHA-256 over everything the answer depends on:
 
-- the trace's bytes (SHA-256 streamed in 1 MiB blocks: ~1.7 GB/s here, so
-  hashing costs well under a tenth of loading; size+mtime would be cheaper but
+- the trace's bytes (of every file, for a rocprofv3 output directory; SHA-256
+  streamed in 1 MiB blocks: ~1.7 GB/s here, so hashing costs well under a
+  tenth of loading; size+mtime would be cheaper but
   a copy that keeps mtime, or a rewrite within the mtime granularity, would
   then return another trace's counts);
 - the rules file's bytes (``--rules``) and the ``--step-marker`` regex;
@@ -67,11 +68,17 @@ def wasm_dir(root: Path | None = None) -> Path:
     return (root or cache_root()) / "wasm"
 
 
-def _file_digest(path: Path) -> str:
+def _content_digest(path: Path) -> str:
+    """SHA-256 of a trace file's bytes; for a trace directory (a rocprofv3 output), of every file's
+    relative name and bytes, in name order."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_BLOCK):
-            digest.update(block)
+    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as fh:
+            while block := fh.read(_BLOCK):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -109,7 +116,7 @@ def cache_key(path: Path, step_marker: str | None, rules_path: Path | None,
               config: EngineConfig | None = None) -> str:
     """Hex SHA-256 naming the entry for these inputs. Raises OSError if a file cannot be read."""
     rules = Path(rules_path).read_bytes() if rules_path is not None else b"<packaged>"
-    parts = [code_fingerprint(), _engine_fingerprint(config), _file_digest(Path(path)),
+    parts = [code_fingerprint(), _engine_fingerprint(config), _content_digest(Path(path)),
              hashlib.sha256(rules).hexdigest(), json.dumps(step_marker)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
@@ -192,7 +199,7 @@ def cached_analyze(path: str | Path, step_marker: str | None = None, rules_path:
     hit = load_entry(key, str(Path(path)))
     if hit is not None:
         if on_progress is not None:
-            size = Path(path).stat().st_size
+            size = _tree_size(Path(path)) if Path(path).is_dir() else Path(path).stat().st_size
             on_progress(size, size)
         return hit
     counts = analyze(path, step_marker, rules_path, config, on_progress)

@@ -25,6 +25,7 @@ PUBLIC_SEEDS = (
     "hta-minitoy-mi250/mi250_minitoy_train_ROCm6_2_kineto.json.gz",
     "sglang-qwen3-8b-decode-mi300x/sglang_Qwen3-8B_decode.json.gz",
     "vllm-decode-fullgraph-mi300x/graph_execution.json.gz",
+    "rocprofv3-kernel-trace-csv-mi300/ps_file_kernel_trace.csv",  # byte mutations only
 )
 NASTY_NUMBERS = (2**63, 2**63 - 1, 2**64 + 1, -(2**63), -1, -10**30, 10**30, 1e308, -1e308, 1e-320,
                  float("nan"), float("inf"), float("-inf"), 0, -0.0, 0.5)
@@ -36,11 +37,12 @@ INVALID_UTF8 = (b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", 
 
 @dataclass
 class Seed:
-    """One seed trace: its name, raw (uncompressed) bytes and parsed JSON (None for protobuf)."""
+    """One seed trace: its name, raw (uncompressed) bytes, parsed JSON (None for protobuf/CSV), file suffix."""
 
     name: str
     raw: bytes
     doc: dict | list | None
+    suffix: str = ".json"
 
 
 @dataclass
@@ -80,11 +82,15 @@ def load_seeds(include_public: bool = True) -> list[Seed]:
     for path in sorted(SEED_DIR.glob("*.json")):
         raw = path.read_bytes()
         seeds.append(Seed(path.name, raw, json.loads(raw)))
-    seeds.append(Seed("builder.pftrace", perfetto_proto_seed(), None))
+    seeds.append(Seed("builder.pftrace", perfetto_proto_seed(), None, ".pftrace"))
     if include_public:
         for rel in PUBLIC_SEEDS:
             path = PUBLIC_DIR / rel
-            if path.is_file():
+            if not path.is_file():
+                continue
+            if rel.endswith(".csv"):
+                seeds.append(Seed(rel.split("/")[0], path.read_bytes(), None, ".csv"))
+            else:
                 raw = gzip.decompress(path.read_bytes())
                 seeds.append(Seed(rel.split("/")[0], raw, json.loads(raw)))
     return seeds
@@ -306,21 +312,23 @@ BYTE_LEVEL: tuple[Callable, ...] = (truncate, flip_bytes, invalid_utf8, splice)
 
 
 def wrap(data: bytes, rng: random.Random) -> tuple[bytes, str, str]:
-    """Compression layer: none, gzip, truncated gzip, bad trailer, gzip-in-gzip, two members, empty."""
+    """Compression layer: none, gzip, truncated gzip, bad trailer, gzip-in-gzip, two members, empty.
+
+    Returns (bytes, ".gz" or "", name of the layer or "")."""
     choice = rng.randrange(10)
     if choice < 5:
-        return data, ".json", ""
+        return data, "", ""
     packed = gzip.compress(data, compresslevel=rng.choice([1, 6, 9]), mtime=0)
     if choice in (5, 6):
-        return packed, ".json.gz", "gzip"
+        return packed, ".gz", "gzip"
     if choice == 7:
-        return packed[: rng.randrange(2, max(3, len(packed)))], ".json.gz", "gzip_truncated"
+        return packed[: rng.randrange(2, max(3, len(packed)))], ".gz", "gzip_truncated"
     if choice == 8:
         trailer = bytes(rng.randrange(256) for _ in range(8))
-        return packed[:-8] + trailer, ".json.gz", "gzip_bad_trailer"
+        return packed[:-8] + trailer, ".gz", "gzip_bad_trailer"
     odd = rng.choice([gzip.compress(packed, mtime=0), packed + packed, gzip.compress(b"", mtime=0),
                       zlib.compress(data)])
-    return odd, ".json.gz", "gzip_odd"
+    return odd, ".gz", "gzip_odd"
 
 
 def make_case(seeds: list[Seed], seed: int, number: int) -> Case:
@@ -341,9 +349,8 @@ def make_case(seeds: list[Seed], seed: int, number: int) -> Case:
         for mutate in rng.sample(BYTE_LEVEL, rng.randint(1, 2)):
             data, what = mutate(data, rng)
             mutations.append(what)
-    data, suffix, how = wrap(data, rng)
-    if source.doc is None:
-        suffix = suffix.replace(".json", ".pftrace")
+    data, gz, how = wrap(data, rng)
+    suffix = source.suffix + gz
     if how:
         mutations.append(how)
     return Case(number, source.name, data, suffix, mutations)
