@@ -32,6 +32,8 @@ if str(HERE) not in sys.path:
 from executors import MODES, RUNNERS, Command, ForkPool, Outcome
 from mutators import Case, load_seeds, make_case
 
+from traceview.engine.formats import default_cache_dir
+
 KEEP_PER_SIGNATURE = 20  # failing inputs saved per distinct failure signature
 # Text that must never reach a user: Python tracebacks, Rust panics, wasmtime trap dumps, native faults.
 FORBIDDEN = ("Traceback (most recent call last)", "wasm backtrace", "panicked at", "RUST_BACKTRACE",
@@ -235,8 +237,14 @@ def run_campaign(campaign: Campaign) -> dict:
     if campaign.mode == "inprocess" and campaign.jobs != 1:
         raise ValueError("the in-process runner shares stdout/stderr: use --jobs 1")
     campaign.results.mkdir(parents=True, exist_ok=True)
-    # Counts computed during the campaign must not land in (or come from) the user's cache.
-    os.environ["TRACEVIEW_CACHE_DIR"] = str(campaign.results / "counts-cache")
+    # Counts computed during the campaign must not land in (or come from) the user's cache; the compiled
+    # wasm module is shared, though (compiling it takes seconds).
+    private = campaign.results / "cache"
+    private.mkdir(exist_ok=True)
+    shared_wasm = default_cache_dir() / "wasm"
+    if not (private / "wasm").exists() and shared_wasm.is_dir():
+        (private / "wasm").symlink_to(shared_wasm, target_is_directory=True)
+    os.environ["TRACEVIEW_CACHE_DIR"] = str(private)
     seeds = load_seeds(campaign.include_public)
     real_counts = counts_command_exists()
     tally = Tally()
