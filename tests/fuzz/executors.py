@@ -186,10 +186,12 @@ def run_inprocess(command: Command, timeout: float) -> Outcome:
                 traceback.print_exc()
                 result["rc"] = 1
 
+    saved = sys.stdout, sys.stderr
     worker = threading.Thread(target=target, name="fuzz-case", daemon=True)
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
+        sys.stdout, sys.stderr = saved  # the stuck thread never leaves its redirect: take the streams back
         return Outcome(None, out.getvalue(), err.getvalue(), True)
     return Outcome(result.get("rc", 1), out.getvalue(), err.getvalue(), False)
 

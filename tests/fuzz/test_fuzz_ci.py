@@ -8,6 +8,7 @@ keeps one process per command for the big campaign.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -108,6 +109,16 @@ def test_fork_runner_reports_exit_codes_tracebacks_and_kills_hangs(tmp_path: Pat
     assert outcomes["raise"].rc == 1 and "RuntimeError: escaped" in outcomes["raise"].stderr
     assert classify(outcomes["raise"]) == "crash"
     assert (outcomes["reject"].rc, outcomes["reject"].stderr) == (2, "traceview: x: bad input\n")
+
+
+def test_inprocess_runner_times_out_and_gives_the_streams_back(monkeypatch) -> None:
+    release = threading.Event()
+    monkeypatch.setattr(executors, "_call", lambda command: release.wait(30) and 0)
+    before = sys.stdout
+    outcome = executors.run_inprocess(Command("hang", ()), 0.5)
+    release.set()
+    assert outcome.timed_out and classify(outcome) == "hang"
+    assert sys.stdout is before
 
 
 def test_failures_are_saved_with_a_repro_command(tmp_path: Path) -> None:
