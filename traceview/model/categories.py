@@ -120,21 +120,37 @@ def dtype_columns(groups: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def categorize(groups: pd.DataFrame, rules: tuple[CategoryRule, ...]) -> pd.DataFrame:
-    """Adds ``category`` and ``rule`` (1-based index of the matching rule, 0 = none) columns."""
-    out = dtype_columns(groups)
-    category = np.full(len(out), OTHER, dtype=object)
-    rule_no = np.zeros(len(out), dtype=np.int64)
-    open_rows = np.ones(len(out), dtype=bool)
+_RULE_INPUTS = ["kernel", "kind", "op", "annotation", "dtype_change"]
+
+
+def _first_match(combos: pd.DataFrame, rules: tuple[CategoryRule, ...]) -> tuple[np.ndarray, np.ndarray]:
+    category = np.full(len(combos), OTHER, dtype=object)
+    rule_no = np.zeros(len(combos), dtype=np.int64)
+    open_rows = np.ones(len(combos), dtype=bool)
     for i, rule in enumerate(rules, start=1):
         if not open_rows.any():
             break
-        hit = open_rows & rule.matches(out)
+        hit = open_rows & rule.matches(combos)
         category[hit] = rule.category
         rule_no[hit] = i
         open_rows &= ~hit
-    out["category"] = pd.Series(category, index=out.index, dtype="string")
-    out["rule"] = rule_no
+    return category, rule_no
+
+
+def categorize(groups: pd.DataFrame, rules: tuple[CategoryRule, ...]) -> pd.DataFrame:
+    """Adds ``category`` and ``rule`` (1-based index of the matching rule, 0 = none) columns.
+
+    Rules run once per distinct (kernel, kind, op, annotation, dtype_change),
+    not once per step: a thousand-step trace has the combos of one step.
+    """
+    out = dtype_columns(groups)
+    keys = out[_RULE_INPUTS].astype(object).where(out[_RULE_INPUTS].notna(), None)
+    combos = keys.drop_duplicates(ignore_index=True)
+    category, rule_no = _first_match(combos, rules)
+    combos = combos.assign(category=category, rule=rule_no)
+    merged = keys.merge(combos, on=_RULE_INPUTS, how="left")
+    out["category"] = pd.Series(merged["category"].to_numpy(), index=out.index, dtype="string")
+    out["rule"] = merged["rule"].to_numpy(dtype=np.int64)
     return out
 
 
