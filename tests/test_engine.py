@@ -192,3 +192,22 @@ def test_import_does_not_pull_torch_and_module_runs(tmp_path: Path) -> None:
     path = write_trace(tmp_path / "t.json", small_trace().events)
     done = subprocess.run([sys.executable, "-m", "traceview", "info", str(path)], capture_output=True, text=True)
     assert done.returncode == 0 and "gpu_kernels" in done.stdout
+
+
+def test_lean_load_drops_shapes_and_flows_only(tmp_path: Path) -> None:
+    trace = small_trace()
+    trace.events[1]["args"].update({"Input type": ["float", "Scalar"], "Input Dims": [[8, 4], []],
+                                    "Input Strides": [[4, 1], []]})
+    trace.events.insert(3, {"ph": "s", "id": 1, "pid": 100, "tid": 100, "ts": 12, "cat": "ac2g", "name": "ac2g"})
+    # The fill kernel launched at 12 runs at 17 on stream 7: the flow binds launch -> kernel.
+    trace.events.append({"ph": "f", "id": 1, "pid": 0, "tid": 7, "ts": 17, "cat": "ac2g", "name": "ac2g", "bp": "e"})
+    path = tmp_path / "t.json"
+    # Kineto's own layout: one key per line inside each event.
+    path.write_text('{"traceEvents": [\n' + ",\n".join(json.dumps(e, indent=2) for e in trace.events) + "\n]}")
+    sql = ("select (select count(*) from slice) as slices, (select count(*) from flow) as flows, "
+           "(select count(*) from args where key like 'args.Input Dims%') as dims, "
+           "(select count(*) from args where key like 'args.Input type%') as types")
+    with open_trace(path) as full, open_trace(path, EngineConfig(lean=True)) as lean:
+        # 7 slices; 1 flow; the dims [[8, 4], []] are 2 leaf args; 2 Input type args.
+        assert full.query(sql).iloc[0].tolist() == [7, 1, 2, 2]
+        assert lean.query(sql).iloc[0].tolist() == [7, 0, 0, 2]

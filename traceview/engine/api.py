@@ -10,7 +10,7 @@ format is detected from the content, not the extension.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -19,7 +19,7 @@ import pandas as pd
 from traceview.engine import rocprof
 from traceview.engine.backends import Backend, EngineConfig, select_backend
 from traceview.engine.formats import (ProgressFn, TraceFile, default_cache_dir, inspect_file, iter_chunks,
-                                      separate_nonnesting_events)
+                                      drop_unused, separate_nonnesting_events)
 from traceview.errors import QueryError, TraceLoadError, TraceviewError
 
 # Stats that mean the processor dropped or could not place events we count.
@@ -87,7 +87,10 @@ def _load(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None)
             backend.load(rocprof.iter_chunks(file, on_progress))
         else:
             chunks = iter_chunks(file, on_progress)
-            backend.load(separate_nonnesting_events(chunks) if file.format == "json" else chunks)
+            if file.format == "json":
+                chunks = separate_nonnesting_events(chunks)
+                chunks = drop_unused(chunks) if config.lean else chunks
+            backend.load(chunks)
         trace = Trace(file, backend)
         _validate(trace)
         return trace
@@ -130,7 +133,7 @@ def open_trace(path: str | Path, config: EngineConfig | None = None,
         out_of_memory = "memory" in err.reason and config.memory64 is None
         if not out_of_memory or config.tp_bin:
             raise
-        return _load(file, EngineConfig(config.tp_bin, True, config.cache_dir, config.wasm_only), on_progress)
+        return _load(file, replace(config, memory64=True), on_progress)
 
 
 def open_traces(paths: Iterable[str | Path], config: EngineConfig | None = None) -> Iterator[Trace]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from traceview.engine import EngineConfig, Trace, open_trace
-from traceview.engine.formats import ProgressFn
+from traceview.engine.formats import ProgressFn, default_cache_dir
 from traceview.model.categories import CategoryRule, categorize, category_order, load_category_rules
 from traceview.model.launches import launch_groups
 from traceview.model.steps import find_steps
@@ -153,6 +153,7 @@ def analyze(path: str | Path, step_marker: str | None = None, rules_path: Path |
             config: EngineConfig | None = None, on_progress: ProgressFn | None = None) -> LaunchCounts:
     """Opens ``path``, counts its launches and closes it: the one call notebooks and the CLI use."""
     rules = load_category_rules(rules_path)
+    config = replace(config or EngineConfig(cache_dir=default_cache_dir() / "wasm"), lean=True)
     with open_trace(path, config, on_progress) as trace:
         return count_launches(trace, step_marker, rules)
 
