@@ -25,3 +25,20 @@ def write_trace(path: Path, events: list[dict], gz: bool = False) -> Path:
     data = json.dumps({"schemaVersion": 1, "traceEvents": events}).encode()
     path.write_bytes(gzip.compress(data) if gz else data)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_result_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests count from the traces, never from a user's ~/.cache/traceview results.
+
+    The compiled wasm module stays in the user's cache (XDG), so it is not recompiled per run.
+    """
+    import os
+
+    from traceview.engine.formats import default_cache_dir
+
+    wasm = default_cache_dir() / "wasm"
+    root = tmp_path_factory.mktemp("traceview-cache")
+    if wasm.is_dir():
+        (root / "wasm").symlink_to(wasm, target_is_directory=True)
+    os.environ["TRACEVIEW_CACHE_DIR"] = str(root)

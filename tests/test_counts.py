@@ -290,3 +290,22 @@ def test_output_file_is_written_whole_with_normal_mode(tmp_path: Path, capsys: p
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".counts.json")] == []  # no temp left
     assert run(["counts", str(tmp_path / "missing.json"), "-f", "json", "-o", str(tmp_path / "x.json")]) == 2
     assert not (tmp_path / "x.json").exists()
+
+
+def test_counts_are_cached_unless_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture) -> None:
+    from traceview.cache import cache_info
+
+    monkeypatch.setenv("TRACEVIEW_CACHE_DIR", str(tmp_path / "cache"))
+    first = write_trace(tmp_path / "a.json", eager_steps().events)
+    second = write_trace(tmp_path / "b.json", eager_steps(3).events)
+
+    def counts(*args: str) -> dict:
+        assert run(["counts", *args, "-f", "json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    computed = counts(str(first))
+    assert cache_info().entries == 1
+    assert len(counts(str(second), "--no-cache")["steps"]) == 3
+    assert cache_info().entries == 1  # --no-cache neither reads nor writes an entry
+    assert counts(str(first)) == computed  # served from the entry: the same document

@@ -12,7 +12,7 @@ from traceview.analyses.expectations import Expectation, gather, known_names
 from traceview.analyses.summary import Side, summarize
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress
-from traceview.cli.options import OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
+from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
 from traceview.cli.output_formats import ReportFormat, emit, finish, render_check
 from traceview.cli.render import stderr, stdout
 from traceview.errors import TraceviewError
@@ -47,9 +47,9 @@ def expectations(expect: list[str] | None, files: list[Path] | None, rules: Path
 
 
 def load_side(path: Path, label: str | None, skip: int, step_marker: str | None, rules: Path | None,
-              tp_bin: str | None, quiet: bool) -> Side:
+              tp_bin: str | None, quiet: bool, no_cache: bool = False) -> Side:
     """Counts a trace (or each rank's trace in a directory) with a progress bar, then summarizes it."""
-    ranks = [analyze_with_progress(file, step_marker, rules, tp_bin, quiet) for file in trace_files(path)]
+    ranks = [analyze_with_progress(file, step_marker, rules, tp_bin, quiet, no_cache) for file in trace_files(path)]
     return summarize(ranks, skip, label, str(path))
 
 
@@ -67,6 +67,7 @@ def check_command(
                                                                  "Example: --label nightly")] = None,
     tp_bin: TpBinOpt = None,
     quiet: QuietOpt = False,
+    no_cache: NoCacheOpt = False,
 ) -> int:
     """Check absolute launches per step of TRACE against expectations; exit 1 if any fails.
 
@@ -81,7 +82,7 @@ def check_command(
     wanted = expectations(expect, expect_file, rules, "value")
     if not wanted:
         raise TraceviewError(None, "check needs at least one --expect or --expect-file")
-    side = load_side(trace, label, skip, step_marker, rules, tp_bin, quiet)
+    side = load_side(trace, label, skip, step_marker, rules, tp_bin, quiet, no_cache)
     result = check_side(side, wanted)
     emit(render_check(side, result, fmt, skip), output, stdout)
     return finish(result, side.warnings, quiet, stderr)

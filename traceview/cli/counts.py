@@ -12,7 +12,7 @@ from rich.table import Table
 
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress
-from traceview.cli.options import OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
+from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
 from traceview.cli.render import stderr, stdout, write_output
 from traceview.model.counts import LaunchCounts, counts_document
 from traceview.model.ranks import rank_label, trace_files
@@ -79,6 +79,7 @@ def counts_command(
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
     quiet: QuietOpt = False,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Count GPU launches per step and category (fill, cast, metadata, gemm, ...).
 
@@ -92,7 +93,7 @@ def counts_command(
     if output is not None and fmt == "table":
         raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
     files = trace_files(trace)
-    per_rank = {rank_label(f) if len(files) > 1 else str(f): analyze_with_progress(f, step_marker, rules, tp_bin, quiet)
+    per_rank = {rank_label(f) if len(files) > 1 else str(f): analyze_with_progress(f, step_marker, rules, tp_bin, quiet, no_cache)
                 for f in files}
     notes = rank_disagreements(per_rank, skip) if len(per_rank) > 1 else []
     for counts in per_rank.values():

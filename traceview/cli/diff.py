@@ -11,7 +11,7 @@ from traceview.analyses.check import check_diff
 from traceview.analyses.diff import diff_sides
 from traceview.cli.app import app
 from traceview.cli.check import ExpectFileOpt, ExpectOpt, FormatOpt, expectations, load_side, run_argument
-from traceview.cli.options import OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
+from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
 from traceview.cli.output_formats import ReportFormat, emit, finish, render_diff
 from traceview.cli.render import stderr, stdout
 
@@ -37,6 +37,7 @@ def diff_command(
                                                           "Example: --top 20")] = 10,
     tp_bin: TpBinOpt = None,
     quiet: QuietOpt = False,
+    no_cache: NoCacheOpt = False,
 ) -> int:
     """Diff launches per step (by category and kernel), step latency and GPU time of BEFORE and AFTER.
 
@@ -49,7 +50,7 @@ def diff_command(
       traceview diff before_tp4/ after_tp4/ --expect-file deepseek_v32_decode --skip 3 --format junit -o diff.xml
     """
     wanted = expectations(expect, expect_file, rules, "delta")
-    sides = [load_side(path, label, skip, step_marker, rules, tp_bin, quiet)
+    sides = [load_side(path, label, skip, step_marker, rules, tp_bin, quiet, no_cache)
              for path, label in ((before, label_before), (after, label_after))]
     diff = diff_sides(*sides)
     result = check_diff(diff, wanted)

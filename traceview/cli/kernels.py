@@ -9,7 +9,7 @@ from rich.table import Table
 
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress
-from traceview.cli.options import OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt, TraceArg
+from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt, TraceArg
 from traceview.cli.render import stdout, write_output
 
 
@@ -24,6 +24,7 @@ def kernels_command(
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
     quiet: QuietOpt = False,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Per kernel name (and dtype pair): launches per steady step, category, launching CPU op and API.
 
@@ -33,7 +34,7 @@ def kernels_command(
     """
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, csv or json", param_hint="--format")
-    counts = analyze_with_progress(trace, step_marker, rules, tp_bin, quiet)
+    counts = analyze_with_progress(trace, step_marker, rules, tp_bin, quiet, no_cache)
     kernels = counts.kernels(skip)
     if category is not None:
         if category not in counts.categories:

@@ -41,3 +41,6 @@ RulesOpt = Annotated[Optional[Path], typer.Option(
     "--rules", help="Category rules TOML replacing the packaged traceview/rules/categories.toml. "
                     "Example: --rules my_categories.toml")]
 SkipOpt = Annotated[int, typer.Option("--skip", min=0, help="Warm-up steps to drop before averaging. Example: --skip 2")]
+NoCacheOpt = Annotated[bool, typer.Option(
+    "--no-cache", help="Count from the trace even if the same file, rules and step marker were counted before "
+                       "(the result cache lives in $TRACEVIEW_CACHE_DIR or ~/.cache/traceview; see `traceview cache`).")]

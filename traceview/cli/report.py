@@ -13,7 +13,7 @@ from traceview.analyses.summary import summarize
 from traceview.cli.app import app
 from traceview.cli.check import ExpectFileOpt, ExpectOpt, expectations
 from traceview.cli.common import analyze_with_progress
-from traceview.cli.options import QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
+from traceview.cli.options import NoCacheOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
 from traceview.cli.output_formats import finish
 from traceview.cli.render import stderr, write_output
 from traceview.errors import TraceviewError
@@ -35,8 +35,8 @@ def _label(flag: str, what: str) -> object:
 
 
 def _load(path: Path, step_marker: str | None, rules: Path | None, tp_bin: str | None,
-          quiet: bool) -> list[LaunchCounts]:
-    return [analyze_with_progress(file, step_marker, rules, tp_bin, quiet) for file in trace_files(path)]
+          quiet: bool, no_cache: bool = False) -> list[LaunchCounts]:
+    return [analyze_with_progress(file, step_marker, rules, tp_bin, quiet, no_cache) for file in trace_files(path)]
 
 
 def _check_output(output: Path) -> None:
@@ -63,6 +63,7 @@ def report_command(
     top: Annotated[int, typer.Option("--top", min=1, help="Kernels listed and plotted. Example: --top 40")] = 25,
     tp_bin: TpBinOpt = None,
     quiet: QuietOpt = False,
+    no_cache: NoCacheOpt = False,
 ) -> int:
     """Write one self-contained HTML page (tables, expectations, plotly figures) of BEFORE vs AFTER, or of one run.
 
@@ -85,13 +86,13 @@ def report_command(
     options = ReportOptions(skip=skip, top_kernels=top, rules=str(rules) if rules else "packaged categories.toml")
     if len(runs) == 1:
         wanted = expectations(expect, expect_file, rules, "value")
-        counts = _load(runs[0], step_marker, rules, tp_bin, quiet)
+        counts = _load(runs[0], step_marker, rules, tp_bin, quiet, no_cache)
         side = summarize(counts, skip, label, str(runs[0]))
         result = check_side(side, wanted)
         html, warnings = trace_report(side, counts, result.findings, options), side.warnings
     else:
         wanted = expectations(expect, expect_file, rules, "delta")
-        before, after = (_load(p, step_marker, rules, tp_bin, quiet) for p in runs)
+        before, after = (_load(p, step_marker, rules, tp_bin, quiet, no_cache) for p in runs)
         diff = diff_sides(summarize(before, skip, label_before, str(runs[0])),
                           summarize(after, skip, label_after, str(runs[1])))
         result = check_diff(diff, wanted)

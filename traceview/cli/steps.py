@@ -10,7 +10,7 @@ from rich.table import Table
 
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress
-from traceview.cli.options import OutputOpt, QuietOpt, RulesOpt, StepMarkerOpt, TpBinOpt, TraceArg
+from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, StepMarkerOpt, TpBinOpt, TraceArg
 from traceview.cli.render import stderr, stdout, write_output
 
 
@@ -23,6 +23,7 @@ def steps_command(
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
     quiet: QuietOpt = False,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """List the steps: name, CPU start/end/duration, GPU start/end, launches (graph-replayed and direct).
 
@@ -32,7 +33,7 @@ def steps_command(
     """
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, csv or json", param_hint="--format")
-    counts = analyze_with_progress(trace, step_marker, rules, tp_bin, quiet)
+    counts = analyze_with_progress(trace, step_marker, rules, tp_bin, quiet, no_cache)
     for warning in counts.warnings:
         stderr.print(f"warning: {counts.path}: {warning}", markup=False, highlight=False)
     steps = counts.steps
