@@ -309,3 +309,14 @@ def test_counts_are_cached_unless_no_cache(tmp_path: Path, monkeypatch: pytest.M
     assert len(counts(str(second), "--no-cache")["steps"]) == 3
     assert cache_info().entries == 1  # --no-cache neither reads nor writes an entry
     assert counts(str(first)) == computed  # served from the entry: the same document
+
+
+def test_counts_many_traces_in_parallel(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for n in (1, 2, 3):
+        write_trace(tmp_path / f"run_{n}.json", eager_steps(n).events)
+    assert run(["counts", str(tmp_path / "run_*.json"), "--jobs", "2", "-f", "json", "--no-cache"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    # One document per trace, in path order, each with its own number of steps.
+    assert [len(d["steps"]) for d in doc["ranks"].values()] == [1, 2, 3]
+    assert run(["counts", str(tmp_path / "nothing_*.json")]) == 2
+    assert "no file matches this pattern" in capsys.readouterr().err

@@ -10,12 +10,14 @@ import pandas as pd
 import typer
 from rich.table import Table
 
+from traceview.batch import BatchConfig, analyze_many, expand_paths
 from traceview.cli.app import app
-from traceview.cli.common import analyze_with_progress
-from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
-from traceview.cli.render import stderr, stdout, write_output
+from traceview.cli.common import analyze_with_progress, engine_config
+from traceview.cli.options import (AddressOpt, ExecutorOpt, JobsOpt, NoCacheOpt, OutputOpt, QuietOpt, RulesOpt,
+                                   SkipOpt, StepMarkerOpt, TpBinOpt)
+from traceview.cli.render import count_progress, stderr, stdout, write_output
 from traceview.model.counts import LaunchCounts, counts_document
-from traceview.model.ranks import rank_label, trace_files
+from traceview.model.ranks import rank_label
 
 FORMATS = ("table", "json", "csv")
 
@@ -70,8 +72,9 @@ def _print_table(label: str, counts: LaunchCounts, skip: int) -> None:
 
 @app.command("counts")
 def counts_command(
-    trace: Annotated[Path, typer.Argument(help="Trace file, or a directory of per-rank traces. "
-                                               "Example: sample_traces/demo_eager_before.pt.trace.json.gz")],
+    traces: Annotated[list[Path], typer.Argument(
+        help="Trace files, directories of per-rank traces, or globs; several are counted in parallel. "
+             "Example: sample_traces/demo_eager_before.pt.trace.json.gz", metavar="TRACE...")],
     skip: SkipOpt = 0,
     step_marker: StepMarkerOpt = None,
     rules: RulesOpt = None,
@@ -80,22 +83,38 @@ def counts_command(
     tp_bin: TpBinOpt = None,
     quiet: QuietOpt = False,
     no_cache: NoCacheOpt = False,
+    jobs: JobsOpt = None,
+    executor: ExecutorOpt = "process",
+    address: AddressOpt = None,
 ) -> None:
     """Count GPU launches per step and category (fill, cast, metadata, gemm, ...).
+
+    Several traces (or a directory of per-rank traces) are counted in a pool of
+    worker processes, each with its own trace processor, or on a Ray cluster.
 
     Examples:
       traceview counts sample_traces/demo_eager_before.pt.trace.json.gz --skip 1
       traceview counts traces/run42/ --format json -o counts.json
-      traceview counts trace.json.gz --step-marker '^execute_model$' --format csv
+      traceview counts 'nightly/*/trace_tp*.json.gz' --jobs 8 --format csv -o all.csv
     """
     if fmt not in FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; use {', '.join(FORMATS)}", param_hint="--format")
     if output is not None and fmt == "table":
         raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
-    files = trace_files(trace)
-    per_rank = {rank_label(f) if len(files) > 1 else str(f): analyze_with_progress(f, step_marker, rules, tp_bin, quiet, no_cache)
-                for f in files}
-    notes = rank_disagreements(per_rank, skip) if len(per_rank) > 1 else []
+    files = expand_paths(traces)
+    labels = [rank_label(f) for f in files]
+    if len(set(labels)) < len(labels):  # e.g. rank0 of two runs: fall back to the paths
+        labels = [str(f) for f in files]
+    if len(files) == 1:
+        found = [analyze_with_progress(files[0], step_marker, rules, tp_bin, quiet, no_cache)]
+        labels = [str(files[0])]
+    else:
+        batch = BatchConfig(step_marker, rules, engine_config(tp_bin), use_cache=not no_cache)
+        with count_progress(quiet, "counting traces") as on_progress:
+            found = list(analyze_many(files, jobs, executor, address, batch, on_progress).values())
+    per_rank = dict(zip(labels, found))
+    one_run = len(traces) == 1 and traces[0].is_dir()
+    notes = rank_disagreements(per_rank, skip) if one_run and len(per_rank) > 1 else []
     for counts in per_rank.values():
         for warning in counts.warnings:
             stderr.print(f"warning: {counts.path}: {warning}", markup=False, highlight=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from traceview.errors import TraceviewError
 
@@ -42,15 +42,15 @@ def write_output(text: str, output: Path | None) -> None:
 
 
 @contextmanager
-def load_progress(quiet: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A bytes progress bar on stderr; None (no bar) when quiet or stderr is not a TTY.
-
-    The bar only appears after about a second, so quick loads stay silent.
+def load_progress(quiet: bool, label: str, unit: str = "bytes") -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr (bytes read, or ``unit="items"`` counted); None (no bar) when
+    quiet or stderr is not a TTY. The bar only appears after about a second, so quick loads stay silent.
     """
     if quiet or not stderr.is_terminal:
         yield None
         return
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+    amount = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), amount,
                         TimeRemainingColumn(), console=stderr, transient=True)
     task = progress.add_task(label, total=None)
     import time
@@ -67,3 +67,8 @@ def load_progress(quiet: bool, label: str) -> Iterator[Callable[[int, int], None
     finally:
         if progress.live.is_started:
             progress.stop()
+
+
+def count_progress(quiet: bool, label: str):
+    """A traces-done progress bar for batches (see load_progress)."""
+    return load_progress(quiet, label, unit="items")
