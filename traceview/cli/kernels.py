@@ -10,7 +10,7 @@ from rich.table import Table
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress
 from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt, TraceArg
-from traceview.cli.render import stdout, write_output
+from traceview.cli.render import stdout, write_frame
 
 
 @app.command("kernels")
@@ -41,14 +41,8 @@ def kernels_command(
             raise typer.BadParameter(f"unknown category {category!r}; one of {', '.join(counts.categories)}",
                                      param_hint="--category")
         kernels = kernels[kernels["category"] == category]
-    if fmt == "csv":
-        write_output(kernels.to_csv(index=False), output)
+    if write_frame(kernels, fmt, output):
         return
-    if fmt == "json":
-        write_output(kernels.to_json(orient="records", indent=2), output)
-        return
-    if output is not None:
-        raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
     table = Table(title=f"kernels per step over {len(counts.steady_steps(skip))} step(s)", title_justify="left")
     for column in ("category", "per step", "kernel", "dtypes", "launched by", "api"):
         table.add_column(column, justify="right" if column == "per step" else "left", overflow="fold")

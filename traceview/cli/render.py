@@ -72,3 +72,19 @@ def load_progress(quiet: bool, label: str, unit: str = "bytes") -> Iterator[Call
 def count_progress(quiet: bool, label: str):
     """A traces-done progress bar for batches (see load_progress)."""
     return load_progress(quiet, label, unit="items")
+
+
+def write_frame(frame, fmt: str, output: Path | None) -> bool:
+    """Writes ``frame`` as CSV or JSON records for ``--format csv|json``; returns False for ``table``,
+    which the caller renders with rich (and which cannot go to ``-o``)."""
+    import typer
+
+    if fmt == "csv":
+        write_output(frame.to_csv(index=False), output)
+        return True
+    if fmt == "json":
+        write_output(frame.to_json(orient="records", indent=2), output)
+        return True
+    if output is not None:
+        raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
+    return False

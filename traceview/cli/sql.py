@@ -10,7 +10,7 @@ from rich.table import Table
 from traceview.cli.app import app
 from traceview.cli.common import load
 from traceview.cli.options import OutputOpt, QuietOpt, TpBinOpt, TraceArg
-from traceview.cli.render import stdout, write_output
+from traceview.cli.render import stdout, write_frame, write_output
 
 
 @app.command("sql")
@@ -32,13 +32,9 @@ def sql_command(
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, csv or json", param_hint="--format")
     with load(trace, tp_bin, quiet) as loaded:
         frame = loaded.query(query)
-    if fmt == "csv":
-        write_output(frame.to_csv(index=False), output)
-    elif fmt == "json":
-        write_output(frame.to_json(orient="records", indent=2), output)
-    elif output is not None:
+    if output is not None and fmt == "table":
         write_output(frame.to_string(index=False), output)
-    else:
+    elif not write_frame(frame, fmt, output):
         table = Table(*[str(c) for c in frame.columns], show_lines=False)
         for row in frame.itertuples(index=False):
             table.add_row(*["" if v is None or v is __import__("pandas").NA else str(v) for v in row])

@@ -11,7 +11,7 @@ from rich.table import Table
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress
 from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, StepMarkerOpt, TpBinOpt, TraceArg
-from traceview.cli.render import stderr, stdout, write_output
+from traceview.cli.render import stderr, stdout, write_frame
 
 
 @app.command("steps")
@@ -37,14 +37,8 @@ def steps_command(
     for warning in counts.warnings:
         stderr.print(f"warning: {counts.path}: {warning}", markup=False, highlight=False)
     steps = counts.steps
-    if fmt == "csv":
-        write_output(steps.to_csv(index=False), output)
+    if write_frame(steps, fmt, output):
         return
-    if fmt == "json":
-        write_output(steps.to_json(orient="records", indent=2), output)
-        return
-    if output is not None:
-        raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
     table = Table(title=f"{len(steps)} step(s) by marker {counts.step_marker} {counts.step_regex}", title_justify="left")
     for column in ("step", "name", "cpu start ms", "cpu ms", "gpu start ms", "gpu ms", "launches", "graph", "direct"):
         table.add_column(column, justify="left" if column == "name" else "right")
