@@ -211,3 +211,17 @@ def test_lean_load_drops_shapes_and_flows_only(tmp_path: Path) -> None:
         # 7 slices; 1 flow; the dims [[8, 4], []] are 2 leaf args; 2 Input type args.
         assert full.query(sql).iloc[0].tolist() == [7, 1, 2, 2]
         assert lean.query(sql).iloc[0].tolist() == [7, 0, 0, 2]
+
+
+def test_a_hanging_trace_processor_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture) -> None:
+    from traceview.engine import wasm_host
+
+    # Perfetto v52's wasm build never returns from finalizing this (process_name args holding Infinity).
+    path = tmp_path / "hang.json"
+    path.write_bytes(b'{"traceEvents":[{"name":"process_name","ph":"M","pid":0,"tid":0,'
+                     b'"args":{"name":"GPU 0","correlation":Infinity}}]}')
+    monkeypatch.setattr(wasm_host, "HANG_BASE_SECONDS", 1.0)
+    assert run(["info", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"traceview: {path}: trace processor did not finish within 1 s: it hangs on this input")

@@ -47,9 +47,12 @@ class EngineConfig:
     lean: bool = False
 
 
-def processor_reason(text: str) -> str:
+def processor_reason(text: str | bytes) -> str:
     """The processor's error as one line: its last non-empty line is the reason
-    (earlier lines are a 'Traceback' header and the offending SQL)."""
+    (earlier lines are a 'Traceback' header and the offending SQL). protobuf
+    hands over bytes when the message quotes invalid UTF-8 from the trace."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "unknown trace processor error"
 

@@ -19,7 +19,10 @@ def _batch_columns(batch, ncols: int) -> list[np.ndarray]:
     flat = kinds.reshape(-1)
     varints = np.fromiter(batch.varint_cells, dtype=np.int64, count=len(batch.varint_cells))
     floats = np.fromiter(batch.float64_cells, dtype=np.float64, count=len(batch.float64_cells))
-    strings = np.array(batch.string_cells.split("\0")[:-1] if batch.string_cells else [], dtype=object)
+    cells = batch.string_cells
+    if isinstance(cells, bytes):  # protobuf gives bytes when a string is not valid UTF-8
+        cells = cells.decode("utf-8", "replace")
+    strings = np.array(cells.split("\0")[:-1] if cells else [], dtype=object)
     blobs = list(batch.blob_cells)
     sources = {CELL_VARINT: varints, CELL_FLOAT64: floats, CELL_STRING: strings}
     # Index of each cell within its type's value list (row-major order).

@@ -19,6 +19,7 @@ import ctypes
 import hashlib
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ def _engine_config(memory64: bool, cache_dir: Path | None) -> wasmtime.Config:
     config = wasmtime.Config()
     config.wasm_memory64 = memory64
     config.parallel_compilation = True
+    config.epoch_interruption = True  # the hang watchdog (see _Watchdog)
     if memory64:
         # Reserve address space up front so the heap grows in place: a moving
         # grow would briefly need twice the trace processor's memory.
@@ -85,9 +87,34 @@ def _engine_config(memory64: bool, cache_dir: Path | None) -> wasmtime.Config:
     return config
 
 
+# Some malformed inputs make the bundled trace processor spin forever (e.g.
+# process_name metadata whose args hold Infinity: v52 never returns from
+# TPM_FINALIZE_TRACE_DATA). Every call into wasm gets a deadline, generous for
+# real work: a fixed base plus time per byte fed so far.
+TICK_SECONDS = 0.1
+HANG_BASE_SECONDS = 10.0
+HANG_SECONDS_PER_GB = 120.0
+
+
+class _Watchdog:
+    """Advances a wasmtime engine's epoch every TICK_SECONDS from a daemon thread."""
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, args=(engine,), daemon=True, name="traceview-wasm-watchdog")
+        self._thread.start()
+
+    def _tick(self, engine: wasmtime.Engine) -> None:
+        while not self._stop.wait(TICK_SECONDS):
+            engine.increment_epoch()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 def _module_cache_path(wasm_path: Path, cache_dir: Path, memory64: bool) -> Path:
     stat = wasm_path.stat()
-    key = f"{wasm_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:wasmtime-{_WASMTIME_VERSION}:{memory64}"
+    key = f"{wasm_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:wasmtime-{_WASMTIME_VERSION}:{memory64}:epoch"
     if memory64:
         key += f":{list(_MEMORY64_CRANELIFT_FLAGS)}"
     return cache_dir / f"tp-{hashlib.sha256(key.encode()).hexdigest()[:20]}.cwasm"
@@ -318,6 +345,8 @@ class WasmTraceProcessor:
         self.memory64 = memory64
         self._engine = wasmtime.Engine(_engine_config(memory64, cache_dir))
         self._store = wasmtime.Store(self._engine)
+        self._fed_bytes = 0
+        self._watchdog = _Watchdog(self._engine)
         module = load_module(self._engine, wasm_path, cache_dir)
         self._state = _HostState(is64=memory64, heap_max=(16 << 40) if memory64 else (1 << 32) - WASM_PAGE)
         instance = wasmtime.Instance(self._store, module, _imports(self._store, module, self._state))
@@ -347,12 +376,19 @@ class WasmTraceProcessor:
         grow may move it (wasm32's default reservation keeps it in place)."""
         return ctypes.addressof(self._memory.data_ptr(self._store).contents)
 
+    def _deadline_seconds(self) -> float:
+        return HANG_BASE_SECONDS + HANG_SECONDS_PER_GB * self._fed_bytes / 1e9
+
     def _call(self, func: wasmtime.Func, *args):
+        budget = self._deadline_seconds()
+        self._store.set_epoch_deadline(max(1, int(budget / TICK_SECONDS)))
         try:
             return func(self._store, *args)
         except WasmTrap:
             raise
         except wasmtime.Trap as trap:
+            if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
+                raise WasmTrap(f"trace processor did not finish within {budget:.0f} s: it hangs on this input") from None
             raise WasmTrap(self._trap_reason(trap)) from None
         except wasmtime.WasmtimeError as err:
             cause = err.__cause__ if isinstance(err.__cause__, WasmTrap) else None
@@ -385,6 +421,7 @@ class WasmTraceProcessor:
         """
         data = bytes(data)  # a no-op for bytes; pins one buffer for the addresses below
         source = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+        self._fed_bytes += len(data)
         for start in range(0, len(data), REQUEST_BUFFER_BYTES):
             length = min(REQUEST_BUFFER_BYTES, len(data) - start)
             ctypes.memmove(self._memory_address() + self._request_buffer, source + start, length)
@@ -410,6 +447,7 @@ class WasmTraceProcessor:
         ``Store.close()`` deletes it, which also releases those functions.
         """
         self._replies = []
+        self._watchdog.stop()
         self._state.memory = None
         store, self._store = self._store, None  # type: ignore[assignment]
         self._memory = None  # type: ignore[assignment]
