@@ -21,6 +21,7 @@ from traceview.cache import (
     store_entry,
 )
 from traceview.cli.app import run
+from traceview.engine import EngineConfig
 from traceview.errors import RulesError, TraceLoadError
 from traceview.model.counts import analyze
 
@@ -106,10 +107,13 @@ def test_key_changes_with_content_rules_and_marker(trace, tmp_path):
     rules.write_text('schema_version = 1\n[[rule]]\ncategory = "gemm"\nkernel = "gemm"\n')
     with_rules = cache_key(trace, None, rules)
     rules.write_text('schema_version = 1\n[[rule]]\ncategory = "fill"\nkernel = "Fill"\n')
-    keys = {base, with_rules, cache_key(trace, None, rules), cache_key(trace, "^ProfilerStep#1$", None)}
+    keys = {base, with_rules, cache_key(trace, None, rules), cache_key(trace, "^ProfilerStep#1$", None),
+            cache_key(trace, None, None, EngineConfig(wasm_only=True, lean=True))}
+    # Where the compiled module lives does not change the answer, so it does not change the key.
+    assert cache_key(trace, None, None, EngineConfig(cache_dir=tmp_path / "elsewhere")) == base
     trace.write_bytes(trace.read_bytes().replace(b"ampere_bf16", b"hopper_bf16"))
     keys.add(cache_key(trace, None, None))
-    assert len(keys) == 5
+    assert len(keys) == 6
     assert cache_key(trace, None, None) == cache_key(trace, None, None)
 
 

@@ -12,7 +12,7 @@ is a SHA-256 over everything the answer depends on:
 - the traceview version and the bytes of its engine/model code, SQL and
   packaged TOML (an editable install keeps its version string while the code
   changes), and the trace processor that would run (wasm bundle version, or
-  the native binary's path, size and mtime).
+  the native binary's path, size and mtime) with its EngineConfig settings.
 
 An entry is a directory ``<root>/counts/<key[:2]>/<key>/`` holding
 ``steps.parquet``, ``launches.parquet`` and ``meta.json`` (the LaunchCounts'
@@ -105,11 +105,15 @@ def _engine_fingerprint(config: EngineConfig | None) -> str:
     """Which trace processor would parse the trace: a native binary (path, size, mtime) or the wasm bundle."""
     from traceview.engine.backends import bundled_ui_dir, resolve_shell
 
-    binary = resolve_shell(config or EngineConfig())
+    config = config or EngineConfig()
+    # Every setting except where the compiled module lives and which wasm build runs (same answers).
+    settings = json.dumps({f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+                           if f.name not in ("cache_dir", "memory64", "tp_bin")}, sort_keys=True, default=str)
+    binary = resolve_shell(config)
     if binary is not None:
         stat = Path(binary).stat()
-        return f"native:{Path(binary).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    return f"wasm:{bundled_ui_dir().name}"
+        return f"native:{Path(binary).resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{settings}"
+    return f"wasm:{bundled_ui_dir().name}:{settings}"
 
 
 def cache_key(path: Path, step_marker: str | None, rules_path: Path | None,
