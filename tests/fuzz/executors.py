@@ -33,19 +33,14 @@ MODES = ("subprocess", "fork", "inprocess")
 
 @dataclass(frozen=True)
 class Command:
-    """One command of a case: ``label`` for reports, ``argv`` after the program name.
-
-    ``wrapper`` True runs ``analyze_cli.py`` (the stand-in for ``traceview counts``).
-    """
+    """One command of a case: ``label`` for reports, ``argv`` after the program name."""
 
     label: str
     argv: tuple[str, ...]
-    wrapper: bool = False
 
     def shell(self) -> str:
         """The command line a person pastes to reproduce it."""
-        program = f"python {HERE / 'analyze_cli.py'}" if self.wrapper else "traceview"
-        return " ".join([program, *(_quote(a) for a in self.argv)])
+        return " ".join(["traceview", *(_quote(a) for a in self.argv)])
 
 
 @dataclass(frozen=True)
@@ -64,20 +59,13 @@ def _quote(text: str) -> str:
 
 def _call(command: Command) -> int:
     """Runs the command in this process, as the entry point would; returns its exit code."""
-    if command.wrapper:
-        import analyze_cli
-
-        return analyze_cli.main(list(command.argv))
     from traceview.cli.app import run
 
     return run(list(command.argv))
 
 
 def run_subprocess(command: Command, timeout: float) -> Outcome:
-    if command.wrapper:
-        argv = [sys.executable, str(HERE / "analyze_cli.py"), *command.argv]
-    else:
-        argv = [sys.executable, "-m", "traceview", *command.argv]
+    argv = [sys.executable, "-m", "traceview", *command.argv]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired as err:

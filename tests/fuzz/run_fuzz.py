@@ -12,7 +12,6 @@ Each failing input is saved under the results dir with its command line.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -40,21 +39,13 @@ FORBIDDEN = ("Traceback (most recent call last)", "wasm backtrace", "panicked at
              "error while executing at wasm", "Fatal Python error", "Segmentation fault", "core dumped")
 
 
-def counts_command_exists() -> bool:
-    """True once the lead's ``traceview counts`` command module is importable."""
-    return importlib.util.find_spec("traceview.cli.counts") is not None
-
-
-def commands_for(path: Path, real_counts: bool, number: int = 0) -> list[Command]:
+def commands_for(path: Path, number: int = 0) -> list[Command]:
     """``info`` and ``counts`` on ``path``; the output format rotates with the case number so every
     renderer (rich table, JSON, CSV) sees malformed data too."""
     info_format = ("table", "json")[number % 2]
     counts_format = ("table", "json", "csv")[number % 3]
-    if real_counts:
-        counts = Command("counts", ("counts", str(path), "--format", counts_format))
-    else:
-        counts = Command("counts", (str(path),), True)
-    return [Command("info", ("info", str(path), "--format", info_format)), counts]
+    return [Command("info", ("info", str(path), "--format", info_format)),
+            Command("counts", ("counts", str(path), "--format", counts_format))]
 
 
 def classify(outcome: Outcome) -> str:
@@ -120,8 +111,7 @@ def save_failure(results: Path, case: Case, seed: int, command: Command, input_p
     where.mkdir(parents=True, exist_ok=True)
     kept = where / f"input{case.suffix}"
     shutil.copyfile(input_path, kept)
-    repro = Command(command.label, tuple(str(kept) if a == str(input_path) else a for a in command.argv),
-                    command.wrapper)
+    repro = Command(command.label, tuple(str(kept) if a == str(input_path) else a for a in command.argv))
     (where / "stdout.txt").write_text(outcome.stdout)
     (where / "stderr.txt").write_text(outcome.stderr)
     record = {"case": case.number, "seed": seed, "command": command.label, "verdict": verdict,
@@ -183,12 +173,12 @@ def _finish(campaign: Campaign, tally: Tally, path: Path) -> None:
                   file=sys.stderr, flush=True)
 
 
-def _run_case(campaign: Campaign, seeds, number: int, workdir: Path, tally: Tally, real_counts: bool) -> bool:
+def _run_case(campaign: Campaign, seeds, number: int, workdir: Path, tally: Tally) -> bool:
     """Runs one case's commands one after the other; False when one hung (in-process: stop there)."""
     case, path = _prepare(campaign, seeds, number, workdir)
     alive = True
     try:
-        for command in commands_for(path, real_counts, number):
+        for command in commands_for(path, number):
             verdict = _record(campaign, tally, case, path, command, RUNNERS[campaign.mode](command, campaign.timeout_s))
             alive = alive and verdict != "hang"
     finally:
@@ -196,7 +186,7 @@ def _run_case(campaign: Campaign, seeds, number: int, workdir: Path, tally: Tall
     return alive
 
 
-def _fork_campaign(campaign: Campaign, seeds, numbers, workdir: Path, tally: Tally, real_counts: bool) -> None:
+def _fork_campaign(campaign: Campaign, seeds, numbers, workdir: Path, tally: Tally) -> None:
     """Fork mode: up to ``jobs`` children at once, one per command; a case's commands run in order."""
     pool = ForkPool(campaign.jobs, workdir)
     pending = iter(numbers)
@@ -207,7 +197,7 @@ def _fork_campaign(campaign: Campaign, seeds, numbers, workdir: Path, tally: Tal
         if number is None:
             return
         case, path = _prepare(campaign, seeds, number, workdir)
-        commands = commands_for(path, real_counts, number)
+        commands = commands_for(path, number)
         active[number] = [case, path, commands, 0]
         pool.submit(commands[0], campaign.timeout_s, number)
 
@@ -230,7 +220,7 @@ def _fork_campaign(campaign: Campaign, seeds, numbers, workdir: Path, tally: Tal
 def run_campaign(campaign: Campaign) -> dict:
     """Runs the campaign and returns its summary (also written to ``results/summary.json``).
 
-    Keys: seed, cases, mode, jobs, duration_s, crashes, hangs, counts_command,
+    Keys: seed, cases, mode, jobs, duration_s, crashes, hangs,
     outcomes {command: {verdict: n}}, exit_codes {command: {code: n}},
     rejection_reasons {reason: n}, seeds, failures [records].
     """
@@ -246,27 +236,25 @@ def run_campaign(campaign: Campaign) -> dict:
         (private / "wasm").symlink_to(shared_wasm, target_is_directory=True)
     os.environ["TRACEVIEW_CACHE_DIR"] = str(private)
     seeds = load_seeds(campaign.include_public)
-    real_counts = counts_command_exists()
     tally = Tally()
     started = time.monotonic()
     numbers = range(campaign.first, campaign.first + campaign.cases)
     with tempfile.TemporaryDirectory(prefix="tv-fuzz-cases-") as tmp:
         if campaign.mode == "fork":
-            _fork_campaign(campaign, seeds, numbers, Path(tmp), tally, real_counts)
+            _fork_campaign(campaign, seeds, numbers, Path(tmp), tally)
         elif campaign.jobs == 1:
             for number in numbers:
-                if not _run_case(campaign, seeds, number, Path(tmp), tally, real_counts):
+                if not _run_case(campaign, seeds, number, Path(tmp), tally):
                     break  # an in-process hang leaves a thread we cannot kill
         else:
             with ThreadPoolExecutor(campaign.jobs) as pool:
-                list(pool.map(lambda n: _run_case(campaign, seeds, n, Path(tmp), tally, real_counts), numbers))
+                list(pool.map(lambda n: _run_case(campaign, seeds, n, Path(tmp), tally), numbers))
     summary = {
         "seed": campaign.seed, "cases": tally.done, "first_case": campaign.first, "mode": campaign.mode,
         "jobs": campaign.jobs, "timeout_s": campaign.timeout_s,
         "duration_s": round(time.monotonic() - started, 1),
         "crashes": sum(1 for f in tally.failures if f["verdict"] == "crash"),
         "hangs": sum(1 for f in tally.failures if f["verdict"] == "hang"),
-        "counts_command": "traceview counts" if real_counts else "tests/fuzz/analyze_cli.py (analyze())",
         "outcomes": {k: dict(v) for k, v in tally.outcomes.items()},
         "exit_codes": {k: dict(sorted(v.items())) for k, v in tally.exit_codes.items()},
         "failure_signatures": dict(Counter(f["signature"] for f in tally.failures).most_common()),
