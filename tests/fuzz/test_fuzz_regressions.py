@@ -38,14 +38,20 @@ INPUTS = {
                                      b'"args":{"name":"GPU 0","correlation":Infinity}},' + KERNEL % b"5" + b"]}",
     "junk_after_value_in_thread_name_args": b'{"traceEvents":[{"name":"thread_name","ph":"M","pid":0,"tid":7,'
                                             b'"args":{"name":"stream 7"\xff}},' + KERNEL % b"5" + b"]}",
+    # A rocprofv3 kernel_trace.csv whose last row was cut after its first field (csv gives None for the rest).
+    "short_row_in_rocprofv3_csv": b'"Kind","Agent_Id","Queue_Id","Stream_Id","Thread_Id","Dispatch_Id","Kernel_Id",'
+                                  b'"Kernel_Name","Correlation_Id","Start_Timestamp","End_Timestamp"\n'
+                                  b'"KERNEL_DISPATCH","Agent 2",1,0,10,1,3,"k(int)",1,1000,2000\n'
+                                  b'"KERNEL_DISPATCH"\n',
 }
+SUFFIX = {"short_row_in_rocprofv3_csv": "_kernel_trace.csv"}
 
 
 @pytest.mark.parametrize("command", ["info", "counts"])
 @pytest.mark.parametrize("name", sorted(INPUTS))
 def test_minimal_fuzz_inputs_keep_the_cli_contract(tmp_path: Path, monkeypatch, name: str, command: str) -> None:
     monkeypatch.setenv("TRACEVIEW_CACHE_DIR", str(tmp_path / "cache"))
-    path = tmp_path / f"{name}.json"
+    path = tmp_path / f"{name}{SUFFIX.get(name, '.json')}"
     path.write_bytes(INPUTS[name])
     outcome = run_subprocess(Command(command, (command, str(path), "--format", "json")), 60)
     verdict = classify(outcome)
