@@ -114,6 +114,8 @@ class _Rows:
         with _open(self.path, self.progress) as fh:
             try:
                 for self.line, row in enumerate(csv.DictReader(fh), start=2):
+                    if None in row.values():  # DictReader fills a short row's missing fields with None
+                        raise self.fail("the row has fewer fields than the header")
                     yield row
             except csv.Error as err:
                 raise self.fail(f"malformed CSV ({err})") from None
