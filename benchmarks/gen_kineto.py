@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 from dataclasses import dataclass, field
@@ -29,7 +30,6 @@ from typing import Callable
 from benchmarks import kineto_shapes as ks
 
 GENERATOR_VERSION = 2
-STEP_ALIGN_NS = 1_000_000  # steps start on a 1 ms grid so step N's start is easy to read
 COUNT_KEYS = ("kernels", *ks.CATEGORIES, "triton", "memcpy", "graph_launches", "graph_kernels",
               "launch_calls", "cpu_ops")
 
@@ -307,7 +307,7 @@ def generate(path: Path, target_bytes: int, seed: int = 0, layers: int = 32, fir
     columns: dict[str, list] = {"step": [], **{k: [] for k in COUNT_KEYS}}
     events = {"X": 0, "s": 0, "f": 0, "all": 0}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two generators may race for one path
     with tmp.open("w", encoding="ascii", buffering=16 << 20) as out:
         written = out.write(ks.header(f"{rng.getrandbits(128):032X}"))
         number = first_step
@@ -327,7 +327,10 @@ def generate(path: Path, target_bytes: int, seed: int = 0, layers: int = 32, fir
         events["all"] += text.count('"ph": ')
     expected = _expected(columns, events, spans, instants, written, target_bytes, seed, layers)
     tmp.replace(path)
-    Path(str(path) + ".expected.json").write_text(_dump(expected))
+    sidecar = Path(str(path) + ".expected.json")
+    sidecar_tmp = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.tmp")
+    sidecar_tmp.write_text(_dump(expected))
+    sidecar_tmp.replace(sidecar)
     return expected
 
 
