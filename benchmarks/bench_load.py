@@ -7,7 +7,7 @@ markdown table and, with ``--write``, into their section of
 ``benchmarks/RESULTS.md``.
 
     python -m benchmarks.bench_load load --write            # 100MB, 500MB, 1GB: engine cold/warm, json, orjson
-    python -m benchmarks.bench_load big --write             # 2GB (memory64) and 1GB both builds
+    python -m benchmarks.bench_load big --write             # 1GB, 1.5GB (both builds), 2GB (memory64)
     python -m benchmarks.bench_load load --sizes 100MB --repeat 3
 """
 
@@ -141,12 +141,12 @@ def run(sizes: list[str], cases: tuple[Case, ...], repeat: int, raw_out: Path) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("section", choices=["load", "big"])
-    parser.add_argument("--sizes", nargs="+", help="default: 100MB 500MB 1GB (load), 1GB 2GB (big)")
+    parser.add_argument("--sizes", nargs="+", help="default: 100MB 500MB 1GB (load), 1GB 1.5GB 2GB (big)")
     parser.add_argument("--repeat", type=int, default=1, help="fresh processes per cell; the best wall time is kept")
     parser.add_argument("--write", action="store_true", help=f"update the section in {RESULTS.name}")
     args = parser.parse_args(argv)
     big = args.section == "big"
-    sizes = args.sizes or (["1GB", "2GB"] if big else ["100MB", "500MB", "1GB"])
+    sizes = args.sizes or (["1GB", "1.5GB", "2GB"] if big else ["100MB", "500MB", "1GB"])
     cases = BIG_CASES if big else LOAD_CASES
     rows = run(sizes, cases, args.repeat, DATA / f"results-{args.section}.json")
     body = "\n".join(machine_lines(args.repeat)) + "\n\n" + markdown_table(HEADER, rows) + "\n"
