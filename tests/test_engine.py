@@ -225,3 +225,19 @@ def test_a_hanging_trace_processor_is_stopped(tmp_path: Path, monkeypatch: pytes
     assert run(["info", str(path)]) == 2
     assert capsys.readouterr().err.strip() == (
         f"traceview: {path}: trace processor did not finish within 1 s: it hangs on this input")
+
+
+@pytest.mark.parametrize("size", [0, 3, 127, 128, 300, 1 << 20])
+def test_hand_framed_append_request_equals_protobuf(size: int) -> None:
+    from perfetto.trace_processor.platform import PlatformDelegate
+    from perfetto.trace_processor.protos import ProtoFactory
+
+    from traceview.engine.backends import append_request
+
+    protos = ProtoFactory(PlatformDelegate())
+    stream = protos.TraceProcessorRpcStream()
+    message = stream.msg.add()
+    message.request = protos.TraceProcessorRpc.TPM_APPEND_TRACE_DATA
+    chunk = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    message.append_trace_data = chunk
+    assert append_request(chunk) == stream.SerializeToString()

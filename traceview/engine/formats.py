@@ -143,7 +143,7 @@ def default_cache_dir() -> Path:
 # slice the counts need; only the cosmetic nesting is lost.
 _OWN_THREAD_CATEGORIES = (b"python_function", b"gpu_memcpy", b"gpu_memset", b"Memcpy", b"Memset")
 _OWN_THREAD_TID = re.compile(
-    rb'("cat"\s*:\s*"(' + b"|".join(_OWN_THREAD_CATEGORIES) + rb')"\s*,\s*"name"\s*:\s*"(?:[^"\\]|\\.)*"\s*,\s*'
+    rb'("cat"\s*:\s*"(' + b"|".join(_OWN_THREAD_CATEGORIES) + rb')"\s*,\s*"name"\s*:\s*"[^"\\]*(?:\\.[^"\\]*)*"\s*,\s*'
     rb'"pid"\s*:\s*(?:-?\d+|"[^"]*")\s*,\s*"tid"\s*:\s*)(-?\d+|"[^"]*")')
 _PREFIX = {b"python_function": b"py "}
 
