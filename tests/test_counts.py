@@ -320,3 +320,18 @@ def test_counts_many_traces_in_parallel(tmp_path: Path, capsys: pytest.CaptureFi
     assert [len(d["steps"]) for d in doc["ranks"].values()] == [1, 2, 3]
     assert run(["counts", str(tmp_path / "nothing_*.json")]) == 2
     assert "no file matches this pattern" in capsys.readouterr().err
+
+
+def test_unfinished_step_and_string_correlation(tmp_path: Path) -> None:
+    t = KinetoTrace()
+    t.annotation("ProfilerStep#0", ts=0, dur=100)
+    t.launch(ts=10, kernels=[GEMM])
+    corr = t.launch(ts=20, kernels=[FILL])
+    for event in t.events:  # this launch pair writes its correlation as a string
+        if event["args"].get("correlation") == corr:
+            event["args"]["correlation"] = str(corr)
+    t.events.append({"ph": "B", "cat": "user_annotation", "name": "ProfilerStep#1", "pid": 100, "tid": 100,
+                     "ts": 200, "args": {}})  # begins, never ends: not a step
+    counts = counts_of(tmp_path, t)
+    assert len(counts.steps) == 1
+    assert counts.per_step().loc[0, ["gemm", "fill"]].tolist() == [1, 1]  # "1002" joins like 1002

@@ -16,6 +16,10 @@ class TraceviewError(Exception):
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}" if self.path else self.reason
 
+    def __reduce__(self):
+        # Rebuild from (path, reason), not from the message: errors cross process pools.
+        return (type(self), (self.path, self.reason))
+
 
 class TraceLoadError(TraceviewError):
     """The file is missing, unreadable, or not a trace the processor can load."""

@@ -104,7 +104,12 @@ def _load(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None)
 
 def _validate(trace: Trace) -> None:
     """Rejects files the processor accepted but found nothing in."""
-    stats = trace.query(_LOSS_SQL)
+    try:
+        stats = trace.query(_LOSS_SQL)
+        trace.query("select count(*) from slice")
+    except QueryError:  # the processor gave up on the file before building its tables
+        raise TraceLoadError(trace.path, "the trace processor could not parse this file "
+                                         "(truncated or malformed trace?)") from None
     trace.load_stats = [LoadStat(r.name, int(r.value), str(r.description or ""))
                         for r in stats.itertuples(index=False)]
     if trace.file.format != "json":

@@ -68,8 +68,9 @@ def find_steps(trace: Trace, step_marker: str | None = None,
         candidates = markers or load_step_markers()
     for marker in candidates:
         matched = [n for n in names.name.tolist() if marker.regex.search(n)] if len(names) else []
-        if matched:
-            return StepSelection(_steps_named(trace, matched), marker.name, marker.regex.pattern)
+        steps = _steps_named(trace, matched) if matched else None
+        if steps is not None and not steps.empty:  # unfinished annotations (no end) are no steps
+            return StepSelection(steps, marker.name, marker.regex.pattern)
     lo, hi = _trace_span(trace)
     whole = pd.DataFrame({"step": [0], "name": ["whole trace"], "slice_id": pd.array([None], dtype="Int64"),
                           "cpu_start_ns": [lo], "cpu_end_ns": [hi], "cpu_dur_ns": [hi - lo]})

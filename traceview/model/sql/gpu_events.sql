@@ -16,8 +16,10 @@ SELECT
     WHEN s.category IN ('gpu_memcpy', 'Memcpy', 'memory_copy') THEN 'memcpy'
     ELSE 'memset'
   END AS kind,
-  IIF(s.category IN ('kernel_dispatch', 'memory_copy'), extract_arg(s.arg_set_id, 'debug.corr_id'),
-      extract_arg(s.arg_set_id, 'args.correlation')) AS correlation,
+  -- CAST: a correlation written as a string ("6") must still join, and must not
+  -- make the column's type ambiguous.
+  CAST(IIF(s.category IN ('kernel_dispatch', 'memory_copy'), extract_arg(s.arg_set_id, 'debug.corr_id'),
+           extract_arg(s.arg_set_id, 'args.correlation')) AS INT) AS correlation,
   coalesce(extract_arg(s.arg_set_id, 'args.device'), extract_arg(s.arg_set_id, 'debug.agent')) AS device,
   coalesce(extract_arg(s.arg_set_id, 'args.stream'), extract_arg(s.arg_set_id, 'debug.queue')) AS stream
 FROM slice s
@@ -35,8 +37,8 @@ SELECT
   s.name,
   s.parent_id,
   s.track_id,
-  IIF(s.category = 'hip_api', extract_arg(s.arg_set_id, 'debug.corr_id'),
-      extract_arg(s.arg_set_id, 'args.correlation')) AS correlation
+  CAST(IIF(s.category = 'hip_api', extract_arg(s.arg_set_id, 'debug.corr_id'),
+           extract_arg(s.arg_set_id, 'args.correlation')) AS INT) AS correlation
 FROM slice s
 WHERE s.category IN ('cuda_runtime', 'cuda_driver', 'Runtime', 'hip_runtime', 'hip_api')
   AND correlation IS NOT NULL;
