@@ -30,7 +30,8 @@ class KinetoTrace:
                             "dur": dur, "args": args})
 
     def launch(self, ts: float, kernels: list[str], api: str = "cudaLaunchKernel", cat: str = "cuda_runtime",
-               gpu_cat: str = "kernel", with_launch: bool = True, correlation: bool = True) -> int:
+               gpu_cat: str = "kernel", with_launch: bool = True, correlation: bool = True,
+               tid: int = HOST_TID) -> int:
         """A launch call at ``ts`` (1 us long) and its GPU events; returns the correlation id."""
         self.correlation += 1
         corr = self.correlation
@@ -38,7 +39,7 @@ class KinetoTrace:
             args = {"External id": corr, "cbid": 211}
             if correlation:
                 args["correlation"] = corr
-            self.events.append({"ph": "X", "cat": cat, "name": api, "pid": HOST_PID, "tid": HOST_TID, "ts": ts,
+            self.events.append({"ph": "X", "cat": cat, "name": api, "pid": HOST_PID, "tid": tid, "ts": ts,
                                 "dur": 1, "args": args})
         for name in kernels:
             self.gpu_clock = max(self.gpu_clock, ts + 5)

@@ -102,6 +102,18 @@ def test_rocm_names(tmp_path: Path) -> None:
     assert (row["cast"], row["fill"], row["metadata"], row["copy"], row["gemm"]) == (2, 2, 1, 1, 2)
 
 
+def test_annotation_rule_sees_only_the_launching_thread(tmp_path: Path) -> None:
+    t = KinetoTrace()
+    t.annotation("ProfilerStep#0", ts=0, dur=500)
+    t.annotation("get_mla_metadata", ts=10, dur=20)
+    t.launch(ts=15, kernels=[GEMM])  # under the record_function: metadata by the annotation rule
+    t.launch(ts=40, kernels=[GEMM])  # same thread, after the annotation ended
+    t.launch(ts=16, kernels=[GEMM], tid=200)  # inside its time range, but on a thread without annotations
+    counts = counts_of(tmp_path, t)
+    row = counts.per_step().loc[0]
+    assert (row["metadata"], row["gemm"], row.sum()) == (1, 2, 3)
+
+
 def test_outside_steps_and_no_launch(tmp_path: Path) -> None:
     t = KinetoTrace()
     t.launch(ts=5, kernels=[GEMM])  # before the first step

@@ -80,11 +80,14 @@ def find_steps(trace: Trace, step_marker: str | None = None,
 
 
 def _steps_named(trace: Trace, names: list[str]) -> pd.DataFrame:
+    # `+name`: keeps the IN list in SQLite, which looks each row up in a b-tree;
+    # handed to the processor as a constraint it cost one scan per name (1.4 s
+    # for 1,004 steps in a 1 GB trace).
     name_list = ", ".join(sql_literal(n) for n in names)
     frame = trace.query(f"""
         select name, id as slice_id, ts as cpu_start_ns, ts + dur as cpu_end_ns, dur as cpu_dur_ns
         from slice
-        where category in ({_CATS_SQL}) and name in ({name_list}) and dur >= 0
+        where category in ({_CATS_SQL}) and +name in ({name_list}) and dur >= 0
         order by ts, id""")
     frame.insert(0, "step", range(len(frame)))
     return frame.astype({"step": "int64", "slice_id": "Int64", "cpu_start_ns": "int64",

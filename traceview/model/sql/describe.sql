@@ -5,5 +5,6 @@ SELECT
   (SELECT count(*) FROM tv_gpu_event WHERE kind = 'kernel') AS kernels,
   (SELECT count(*) FROM tv_gpu_event WHERE kind = 'memcpy') AS memcpys,
   (SELECT count(*) FROM tv_gpu_event WHERE kind = 'memset') AS memsets,
-  (SELECT count(DISTINCT device) FROM tv_gpu_event) AS devices,
+  (SELECT count(DISTINCT coalesce(extract_arg(s.arg_set_id, 'args.device'), extract_arg(s.arg_set_id, 'debug.agent')))
+   FROM tv_gpu_event g JOIN slice s USING (id)) AS devices,
   (SELECT ifnull(max(ts + dur) - min(ts), 0) FROM slice WHERE dur >= 0) AS span_ns;

@@ -22,7 +22,7 @@ WITH placed AS (
   FROM tv_gpu_event g
 )
 SELECT
-  id AS gpu_id, ts AS gpu_ts, dur AS gpu_dur, name AS kernel, kind, device, stream,
+  id AS gpu_id, ts AS gpu_ts, dur AS gpu_dur, name AS kernel, kind,
   NULL AS launch_id, NULL AS launch_api, NULL AS launch_ts, step,
   IIF(step IS NULL, 'no_launch', NULL) AS outside,
   NULL AS op, NULL AS op_type0, NULL AS op_type1

@@ -19,9 +19,7 @@ SELECT
   -- CAST: a correlation written as a string ("6") must still join, and must not
   -- make the column's type ambiguous.
   CAST(IIF(s.category IN ('kernel_dispatch', 'memory_copy'), extract_arg(s.arg_set_id, 'debug.corr_id'),
-           extract_arg(s.arg_set_id, 'args.correlation')) AS INT) AS correlation,
-  coalesce(extract_arg(s.arg_set_id, 'args.device'), extract_arg(s.arg_set_id, 'debug.agent')) AS device,
-  coalesce(extract_arg(s.arg_set_id, 'args.stream'), extract_arg(s.arg_set_id, 'debug.queue')) AS stream
+           extract_arg(s.arg_set_id, 'args.correlation')) AS INT) AS correlation
 FROM slice s
 WHERE s.category IN ('kernel', 'Kernel', 'gpu_memcpy', 'Memcpy', 'gpu_memset', 'Memset',
                      'kernel_dispatch', 'memory_copy');

@@ -35,15 +35,13 @@ WHERE t.launch_id IS NOT NULL;
 -- The launching CPU op is the launch call's parent slice (python_function
 -- events were moved to their own threads at load, so the parent is the
 -- innermost aten op or annotation). Its Input type args give the dtypes.
-CREATE OR REPLACE PERFETTO TABLE tv_launch AS
+CREATE OR REPLACE PERFETTO VIEW tv_launch AS
 SELECT
   g.id AS gpu_id,
   g.ts AS gpu_ts,
   g.dur AS gpu_dur,
   g.name AS kernel,
   g.kind,
-  g.device,
-  g.stream,
   l.id AS launch_id,
   l.name AS launch_api,
   l.ts AS launch_ts,
