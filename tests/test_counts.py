@@ -211,6 +211,15 @@ def test_counts_directory_of_ranks(tmp_path: Path, capsys: pytest.CaptureFixture
     assert list(doc["ranks"]) == ["rank0", "rank1"]
     assert [len(doc["ranks"][r]["steps"]) for r in ("rank0", "rank1")] == [2, 3]
     assert doc["notes"] == []  # same per-step counts on both ranks
+    # --skip 2 leaves rank0 (2 steps) nothing: it is left out of the comparison, not reported as disagreeing.
+    assert run(["counts", str(ranks), "--format", "json", "--skip", "2"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["notes"] == ["rank0: --skip 2 leaves no steps (2 in the trace); not compared"]
+    assert doc["ranks"]["rank0"]["summary"] == {} and doc["ranks"]["rank1"]["summary"]["total"]["mean"] == 7.0
+    assert run(["counts", str(ranks), "--format", "json", "--skip", "3"]) == 0  # no rank has a step left
+    assert json.loads(capsys.readouterr().out)["notes"] == [
+        "rank0: --skip 3 leaves no steps (2 in the trace); not compared",
+        "rank1: --skip 3 leaves no steps (3 in the trace); not compared"]
 
 
 # Public traces: numbers from each PROVENANCE.md ("Facts computed from the file").

@@ -129,6 +129,11 @@ def traces(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+DISAGREE = ["ranks disagree on fill launches per step: rank0=1, rank1=3",
+            "ranks disagree on total launches per step: rank0=6, rank1=8",
+            "ranks disagree on direct launches per step: rank0=4, rank1=6"]
+
+
 def _schema(name: str) -> dict:
     return json.loads((SCHEMAS / f"{name}.schema.json").read_text())
 
@@ -197,7 +202,8 @@ def test_summarize_ranks_mean_and_disagreement(traces):
     side = summarize(ranks, skip=1, path=str(traces["ranks_disagree"]))
     assert side.categories.at["fill", "mean"] == 2.0  # (1 + 3) / 2
     assert side.categories.at["fill", "min"] == 1.0 and side.categories.at["fill", "max"] == 3.0
-    assert any(w.startswith("ranks disagree on fill") for w in side.warnings)
+    # rank1 fills 3 times per step, rank0 once: fill, total (6 vs 8) and direct (4 vs 6) differ.
+    assert list(side.warnings) == DISAGREE
     assert len(side.ranks) == 2
 
 
@@ -211,6 +217,8 @@ def test_counts_json_matches_schema(traces, capsys):
     ranks = json.loads(out)
     jsonschema.validate(ranks, _schema("counts"))
     assert ranks["schema"] == "traceview.counts-ranks/1" and len(ranks["ranks"]) == 2
+    assert ranks["notes"] == DISAGREE  # the same notes as summarize's (one function, analyses.summary)
+    assert err.splitlines() == [f"note: {note}" for note in DISAGREE]
 
 
 # --- CLI: diff ----------------------------------------------------------------------------------

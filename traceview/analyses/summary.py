@@ -8,14 +8,16 @@ per-rank traces, averaged across ranks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from traceview.errors import TraceviewError
 from traceview.model.counts import LaunchCounts
+from traceview.model.ranks import rank_label
 
 AGGREGATE_ROWS = ("total", "graph_replayed", "direct")
 KERNEL_KEYS = ["category", "kernel", "src_dtype", "dst_dtype"]
@@ -115,20 +117,47 @@ def _merge_kernels(per_rank: list[pd.DataFrame]) -> pd.DataFrame:
     return out.astype({c: "string" for c in KERNEL_COLUMNS[:7]})
 
 
-def _disagreements(per_rank: list[pd.DataFrame], ranks: pd.DataFrame) -> list[str]:
+def rank_names(paths: Sequence[str | Path]) -> list[str]:
+    """``rank3``-style names for the traces of one run (``model.ranks.rank_label``); the paths as given
+    when two traces would get the same name (e.g. no rank number in the file names)."""
+    names = [rank_label(Path(p)) for p in paths]
+    return names if len(set(names)) == len(names) else [str(p) for p in paths]
+
+
+def rank_disagreements(per_rank: Mapping[str, LaunchCounts], skip: int = 0) -> list[str]:
+    """Notes on where the ranks of one run differ in launches per step (mean over the steady steps).
+
+    ``per_rank`` maps a rank's name (``rank_names``) to its counts. One note per category or
+    aggregate row whose means differ by more than 1e-9 across ranks, in category order:
+    ``ranks disagree on fill launches per step: rank0=1, rank1=3``. A rank with no step left
+    after ``skip`` is left out of the comparison and gets its own note instead
+    (``rank0: --skip 5 leaves no steps (2 in the trace); not compared``). Fewer than two
+    ranks: no notes.
+    """
     if len(per_rank) < 2:
         return []
-    names = [default_label(p) for p in ranks["path"]]
-    means = pd.concat([frame["mean"] for frame in per_rank], axis=1, keys=names)
-    spread = means.max(axis=1) - means.min(axis=1)
-    out = []
-    for name in spread.index[spread > _AGREE]:
-        values = ", ".join(f"{r} {v:g}" for r, v in means.loc[name].items())
-        out.append(f"ranks disagree on {name} launches per step ({values}); reporting the mean")
-    if ranks["steps"].nunique() > 1:
-        values = ", ".join(f"{r} {s}" for r, s in zip(names, ranks["steps"]))
-        out.append(f"ranks have different numbers of steady steps ({values})")
-    return out
+    notes, means = [], {}
+    for name, counts in per_rank.items():
+        if counts.steady_steps(skip).empty:
+            notes.append(f"{name}: --skip {skip} leaves no steps ({len(counts.steps)} in the trace); not compared")
+        else:
+            means[name] = counts.summary(skip)["mean"]
+    if len(means) < 2:
+        return notes
+    # Ranks share the rules, so their categories match; a category absent from one rank is 0 launches there.
+    table = pd.DataFrame(means).fillna(0.0)
+    spread = table.max(axis=1) - table.min(axis=1)
+    for category in spread.index[spread > _AGREE]:
+        values = ", ".join(f"{name}={value:g}" for name, value in table.loc[category].items())
+        notes.append(f"ranks disagree on {category} launches per step: {values}")
+    return notes
+
+
+def _step_count_note(names: list[str], ranks: pd.DataFrame) -> list[str]:
+    if ranks["steps"].nunique() <= 1:
+        return []
+    values = ", ".join(f"{name}={steps}" for name, steps in zip(names, ranks["steps"]))
+    return [f"ranks have different numbers of steady steps: {values}"]
 
 
 def summarize(counts: LaunchCounts | Sequence[LaunchCounts], skip: int = 0, label: str | None = None,
@@ -156,9 +185,10 @@ def summarize(counts: LaunchCounts | Sequence[LaunchCounts], skip: int = 0, labe
     names = list(dict.fromkeys(c for one in ranked for c in one.categories))
     categories = categories.reindex(names + list(AGGREGATE_ROWS)).fillna(0.0)
     categories.index.name = "category"
-    warnings = _disagreements(per_rank, ranks)
-    for i, one in enumerate(ranked):
-        prefix = f"{default_label(one.path)}: " if len(ranked) > 1 else ""
+    rank_ids = rank_names([one.path for one in ranked])
+    warnings = rank_disagreements(dict(zip(rank_ids, ranked)), skip) + _step_count_note(rank_ids, ranks)
+    for rank_id, one in zip(rank_ids, ranked):
+        prefix = f"{rank_id}: " if len(ranked) > 1 else ""
         warnings += [prefix + w for w in one.warnings]
     where = path if path is not None else ranked[0].path
     return Side(label=label or default_label(where), path=str(where), steps=int(ranks["steps"].min()),

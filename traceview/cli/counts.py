@@ -10,6 +10,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
+from traceview.analyses.summary import rank_disagreements, rank_names
 from traceview.batch import BatchConfig, analyze_many, expand_paths
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress, engine_config
@@ -17,20 +18,8 @@ from traceview.cli.options import (AddressOpt, ExecutorOpt, JobsOpt, NoCacheOpt,
                                    SkipOpt, StepMarkerOpt, TpBinOpt)
 from traceview.cli.render import count_progress, stderr, stdout, write_output
 from traceview.model.counts import LaunchCounts, counts_document
-from traceview.model.ranks import rank_label
 
 FORMATS = ("table", "json", "csv")
-
-
-def rank_disagreements(per_rank: dict[str, LaunchCounts], skip: int) -> list[str]:
-    """One note per category whose mean per-step count differs between ranks."""
-    means = pd.DataFrame({rank: c.summary(skip)["mean"] for rank, c in per_rank.items()})
-    notes = []
-    for category, row in means.iterrows():
-        if row.nunique(dropna=False) > 1:
-            values = ", ".join(f"{rank}={v:g}" for rank, v in row.items())
-            notes.append(f"ranks disagree on {category} per step: {values}")
-    return notes
 
 
 def _steps_table(counts: LaunchCounts, title: str) -> Table:
@@ -102,9 +91,7 @@ def counts_command(
     if output is not None and fmt == "table":
         raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
     files = expand_paths(traces)
-    labels = [rank_label(f) for f in files]
-    if len(set(labels)) < len(labels):  # e.g. rank0 of two runs: fall back to the paths
-        labels = [str(f) for f in files]
+    labels = rank_names(files)  # e.g. rank0 of two runs: falls back to the paths
     if len(files) == 1:
         found = [analyze_with_progress(files[0], step_marker, rules, tp_bin, quiet, no_cache)]
         labels = [str(files[0])]
