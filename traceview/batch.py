@@ -193,6 +193,49 @@ def analyze_many(paths: Iterable[str | Path], jobs: int | None = None, executor:
     return {Path(p): results[p] for p in files}
 
 
+def expand_runs(paths: Iterable[str | Path]) -> list[Path]:
+    """The runs named by ``paths``: each is a trace file, a directory of per-rank traces, or a glob
+    whose every match (file or directory) is one run.
+
+    Duplicates are dropped, order is kept (a glob's matches sorted). Raises
+    TraceLoadError for a glob that matches nothing; a missing path is left for
+    ``analyze_runs`` to report.
+    """
+    out: list[Path] = []
+    for item in paths:
+        text = str(item)
+        if glob.has_magic(text):
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
+            if not matches:
+                raise TraceLoadError(text, "no file matches this pattern")
+            out.extend(matches)
+        else:
+            out.append(Path(text))
+    return list(dict.fromkeys(out))
+
+
+def analyze_runs(runs: Iterable[str | Path], jobs: int | None = None, executor: str = "process",
+                 address: str | None = None, config: BatchConfig | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> dict[Path, list[LaunchCounts]]:
+    """Counts every trace of several runs in one worker pool, then groups the counts back by run.
+
+    A run is a trace file or a directory of per-rank traces (``expand_runs`` for
+    globs). Returns {run: [LaunchCounts, one per rank in rank order]}, runs in
+    input order. Every file of every run is counted before any run is returned,
+    so ``on_progress(traces_done, traces_total)`` spans the whole batch. Raises
+    the first TraceviewError: a missing run, a directory without traces, a
+    trace that cannot be counted (``config.failures`` must be ``"raise"``).
+    """
+    config = config or BatchConfig()
+    if config.failures != "raise":
+        raise TraceviewError(None, "analyze_runs needs failures='raise': a run is summarized from all its ranks")
+    files = {run: trace_files(run) for run in expand_runs(runs)}
+    # Escaped: a file name holding [ or * is that file, not a pattern for analyze_many to expand again.
+    counted = analyze_many([glob.escape(str(f)) for group in files.values() for f in group], jobs, executor,
+                           address, config, on_progress)
+    return {run: [counted[f] for f in group] for run, group in files.items()}
+
+
 def counts_frame(results: dict[Path, LaunchCounts | TraceviewError]) -> pd.DataFrame:
     """One row per (trace, step): the steps table plus launches per category.
 

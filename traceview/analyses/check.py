@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from traceview.analyses.diff import DiffResult
 from traceview.analyses.expectations import Expectation, evaluate
-from traceview.analyses.summary import Side, summarize
+from traceview.analyses.summary import Side, default_label, summarize
 from traceview.errors import RulesError
 from traceview.model.counts import LaunchCounts
 
@@ -55,3 +55,40 @@ def check_diff(diff: DiffResult, expectations: Iterable[Expectation]) -> CheckRe
     """Checks ``delta`` expectations against after-minus-before and ``value`` ones against the after side."""
     return _result(evaluate(expectations, lambda e: diff.actual(e.category) if e.field == "delta"
                             else diff.after.value(e.category)))
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """One run of a batch check: its summary (``side``) and its expectations checked (``result``)."""
+
+    side: Side
+    result: CheckResult
+
+
+def run_labels(runs: Sequence[str]) -> list[str]:
+    """Report names of runs: the file or directory name without trace suffixes (``summary.default_label``),
+    or the paths as given when two runs would get the same name."""
+    labels = [default_label(run) for run in runs]
+    return labels if len(set(labels)) == len(labels) else [str(run) for run in runs]
+
+
+def check_runs(runs: Mapping[str, LaunchCounts | Sequence[LaunchCounts]], expectations: Iterable[Expectation],
+               skip: int = 0) -> list[RunCheck]:
+    """Summarizes each run (one trace, or its per-rank traces averaged) and checks ``expectations`` on it.
+
+    ``runs`` maps a run's path to its counts (``batch.analyze_runs`` gives that
+    mapping). Returns one RunCheck per run, in input order, labelled as
+    ``run_labels`` says. Raises TraceviewError when ``skip`` leaves a rank no
+    step, RulesError when no expectation applies to one run (all are deltas).
+    """
+    expectations = list(expectations)
+    out = []
+    for label, (path, counts) in zip(run_labels([str(p) for p in runs]), runs.items()):
+        side = summarize(counts, skip, label, str(path))
+        out.append(RunCheck(side, check_side(side, expectations)))
+    return out
+
+
+def all_passed(checks: Iterable[RunCheck]) -> bool:
+    """Every applicable expectation holds in every run."""
+    return all(check.result.passed for check in checks)
