@@ -1,4 +1,4 @@
-"""``traceview check``: assert per-step launch counts of one run (a trace, or a directory of per-rank traces)."""
+"""``traceview check``: assert per-step launch counts of runs (each a trace, or a directory of per-rank traces)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,34 @@ from typing import Annotated, Optional
 
 import typer
 
-from traceview.analyses.check import check_side
+from traceview.analyses.check import check_runs, check_side
 from traceview.analyses.expectations import Expectation, gather, known_names
 from traceview.analyses.summary import Side, summarize
+from traceview.batch import BatchConfig, analyze_runs, expand_runs
 from traceview.cli.app import app
-from traceview.cli.common import analyze_with_progress
-from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
-from traceview.cli.output_formats import ReportFormat, emit, finish, render_check
-from traceview.cli.render import stderr, stdout
+from traceview.cli.common import analyze_with_progress, engine_config
+from traceview.cli.options import (AddressOpt, ExecutorOpt, JobsOpt, NoCacheOpt, OutputOpt, QuietOpt, RulesOpt,
+                                   SkipOpt, StepMarkerOpt, TpBinOpt)
+from traceview.cli.output_formats import (ReportFormat, emit, finish, finish_many, render_check,
+                                          render_check_many)
+from traceview.cli.render import count_progress, stderr, stdout
 from traceview.errors import TraceviewError
 from traceview.model.categories import category_order, load_category_rules
 from traceview.model.ranks import trace_files
 
 # Options shared by `diff` and `check` only; the rest come from cli/options.py.
-def run_argument(metavar: str) -> typer.models.ArgumentInfo:
-    return typer.Argument(metavar=metavar, show_default=False,
-                          help="A trace file, or a directory of per-rank traces (counted per rank, then averaged). "
-                               "Example: sample_traces/demo_eager_after.pt.trace.json.gz")
+RUN_HELP = ("A trace file, or a directory of per-rank traces (counted per rank, then averaged). "
+            "Example: sample_traces/demo_eager_after.pt.trace.json.gz")
 
 
-RunArg = Annotated[Path, run_argument("TRACE")]
+def run_argument(metavar: str, help: str = RUN_HELP) -> typer.models.ArgumentInfo:
+    return typer.Argument(metavar=metavar, show_default=False, help=help)
+
+
+RunsArg = Annotated[list[Path], run_argument(
+    "TRACE...", "Runs to check, each a trace file or a directory of per-rank traces (counted per rank, then "
+                "averaged); a glob stands for every file or directory it matches, each one run. "
+                "Example: 'nightly/*/trace.json.gz'")]
 ExpectOpt = Annotated[Optional[list[str]], typer.Option(
     "--expect", "-e", help="CATEGORY OP NUMBER[±TOL], repeatable. OP: = <= >= < >. CATEGORY: a rules category, "
                            "total, graph_replayed, direct, step_ms or step_pct (diff only). "
@@ -55,7 +63,7 @@ def load_side(path: Path, label: str | None, skip: int, step_marker: str | None,
 
 @app.command("check")
 def check_command(
-    trace: RunArg,
+    traces: RunsArg,
     expect: ExpectOpt = None,
     expect_file: ExpectFileOpt = None,
     skip: SkipOpt = 0,
@@ -63,26 +71,42 @@ def check_command(
     rules: RulesOpt = None,
     fmt: FormatOpt = ReportFormat.table,
     output: OutputOpt = None,
-    label: Annotated[Optional[str], typer.Option("--label", help="Name of the run in reports (default: file name). "
-                                                                 "Example: --label nightly")] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Name of the run in reports (default: file name; "
+                                                                 "one run only). Example: --label nightly")] = None,
     tp_bin: TpBinOpt = None,
     quiet: QuietOpt = False,
     no_cache: NoCacheOpt = False,
+    jobs: JobsOpt = None,
+    executor: ExecutorOpt = "process",
+    address: AddressOpt = None,
 ) -> int:
-    """Check absolute launches per step of TRACE against expectations; exit 1 if any fails.
+    """Check absolute launches per step of each TRACE against expectations; exit 1 if any fails.
 
+    Each TRACE (after glob expansion) is one run: a trace file, or a directory of per-rank traces.
     Numbers are per-step means over the steps left after --skip (for a directory: averaged across ranks).
-    Exit codes: 0 every expectation holds, 1 one failed (each failure is listed on stderr), 2 bad input.
+    Several runs are counted together in a pool of worker processes (or on Ray), then checked run by run.
+    Exit codes: 0 every expectation holds in every run, 1 one failed (each failure is listed on stderr),
+    2 bad input (any trace that cannot be read: nothing is written).
 
     Examples:
       traceview check sample_traces/demo_eager_after.pt.trace.json.gz --expect 'cast<=2' --expect fill=0 --skip 1
       traceview check after.pt.trace.json.gz --expect-file examples/launch-budget.toml --format junit -o check.xml
-      traceview check traces_tp4/ --expect 'total<=1030' --expect 'step_ms<=45' --skip 3 --format markdown
+      traceview check 'nightly/*/' --expect 'total<=1030' --expect 'step_ms<=45' --skip 3 --jobs 8 --format markdown
     """
     wanted = expectations(expect, expect_file, rules, "value")
     if not wanted:
         raise TraceviewError(None, "check needs at least one --expect or --expect-file")
-    side = load_side(trace, label, skip, step_marker, rules, tp_bin, quiet, no_cache)
-    result = check_side(side, wanted)
-    emit(render_check(side, result, fmt, skip), output, stdout)
-    return finish(result, side.warnings, quiet, stderr)
+    runs = expand_runs(traces)
+    if len(runs) == 1:
+        side = load_side(runs[0], label, skip, step_marker, rules, tp_bin, quiet, no_cache)
+        result = check_side(side, wanted)
+        emit(render_check(side, result, fmt, skip), output, stdout)
+        return finish(result, side.warnings, quiet, stderr)
+    if label is not None:
+        raise typer.BadParameter(f"names one run, but {len(runs)} runs were given (each is named after its file)", param_hint="--label")
+    batch = BatchConfig(step_marker, rules, engine_config(tp_bin), use_cache=not no_cache)
+    with count_progress(quiet, f"counting {len(runs)} runs") as on_progress:
+        counted = analyze_runs(runs, jobs, executor, address, batch, on_progress)
+    checks = check_runs(counted, wanted, skip)
+    emit(render_check_many(checks, fmt, skip), output, stdout)
+    return finish_many(checks, quiet, stderr)

@@ -20,12 +20,14 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from traceview.analyses.check import CheckResult
+from traceview.analyses.check import CheckResult, RunCheck, all_passed
 from traceview.analyses.diff import DiffResult
 from traceview.analyses.serialize import check_to_dict, diff_to_dict
 from traceview.analyses.summary import AGGREGATE_ROWS, Side
 from traceview.cli import exit_codes
 from traceview.cli.render import write_output
+
+CHECK_MANY_SCHEMA = "traceview.check-many/1"
 
 
 class ReportFormat(str, Enum):
@@ -195,18 +197,19 @@ def render_markdown(title: str, sections: list[Section], check: CheckResult, war
     return "\n".join(lines) + "\n"
 
 
-def render_junit(suite: str, check: CheckResult, properties: dict[str, str], summary: str) -> str:
-    """JUnit XML: one <testcase> per expectation, a <failure> when it fails, <skipped> when it does not apply."""
-    findings = check.findings
+def _junit_counts(findings: pd.DataFrame) -> dict[str, str]:
     failures = int((~findings["ok"]).sum())
     skipped = int(findings["skipped"].sum())
-    counts = {"tests": str(len(findings)), "failures": str(failures), "errors": "0", "skipped": str(skipped)}
-    root = ET.Element("testsuites", name="traceview", **counts)
-    node = ET.SubElement(root, "testsuite", name=suite, **counts)
+    return {"tests": str(len(findings)), "failures": str(failures), "errors": "0", "skipped": str(skipped)}
+
+
+def _junit_suite(root: ET.Element, suite: str, check: CheckResult, properties: dict[str, str], summary: str) -> None:
+    """Appends one <testsuite> to ``root``: a <testcase> per expectation, <failure> or <skipped> as it went."""
+    node = ET.SubElement(root, "testsuite", name=suite, **_junit_counts(check.findings))
     props = ET.SubElement(node, "properties")
     for key, value in properties.items():
         ET.SubElement(props, "property", name=key, value=value)
-    for row in findings.itertuples(index=False):
+    for row in check.findings.itertuples(index=False):
         tol = f" \u00b1 {num(row.tolerance)}" if row.tolerance else ""
         name = f"{row.category} {row.op} {num(row.expected)}{tol} ({row.field} per step)"
         case = ET.SubElement(node, "testcase", classname=f"{suite.split(':')[0]}.{row.category}", name=name)
@@ -218,8 +221,27 @@ def render_junit(suite: str, check: CheckResult, properties: dict[str, str], sum
                                             f" per step, got {num(row.actual)}")
             failure.text = f"{row.expression}" + (f"\n{row.why}" if _blank(row.why) else "")
     ET.SubElement(node, "system-out").text = summary
+
+
+def _xml_text(root: ET.Element) -> str:
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def render_junit(suite: str, check: CheckResult, properties: dict[str, str], summary: str) -> str:
+    """JUnit XML: one <testcase> per expectation, a <failure> when it fails, <skipped> when it does not apply."""
+    root = ET.Element("testsuites", name="traceview", **_junit_counts(check.findings))
+    _junit_suite(root, suite, check, properties, summary)
+    return _xml_text(root)
+
+
+def render_junit_suites(suites: list[tuple[str, CheckResult, dict[str, str], str]]) -> str:
+    """JUnit XML with one <testsuite> per (name, check, properties, summary); <testsuites> holds the totals."""
+    findings = pd.concat([check.findings for _, check, _, _ in suites], ignore_index=True)
+    root = ET.Element("testsuites", name="traceview", **_junit_counts(findings))
+    for suite, check, properties, summary in suites:
+        _junit_suite(root, suite, check, properties, summary)
+    return _xml_text(root)
 
 
 def failure_lines(check: CheckResult) -> list[str]:
@@ -263,6 +285,43 @@ def render_check(side: Side, check: CheckResult, fmt: ReportFormat, skip: int) -
     return render_table(title, sections, check)
 
 
+def check_many_to_dict(checks: list[RunCheck], skip: int) -> dict:
+    """The ``traceview.check-many/1`` document: ``runs`` holds each run's ``traceview.check/1`` document,
+    in input order; ``ok`` is true when every run's ``ok`` is."""
+    return {"schema": CHECK_MANY_SCHEMA, "skip": skip,
+            "runs": [check_to_dict(run.side, run.result, skip) for run in checks], "ok": all_passed(checks)}
+
+
+def _runs_verdict(checks: list[RunCheck]) -> str:
+    failed = [run.side.label for run in checks if not run.result.passed]
+    if not failed:
+        return f"{len(checks)} runs: every expectation holds in every run"
+    return f"{len(checks)} runs: {len(checks) - len(failed)} passed, {len(failed)} FAILED ({', '.join(failed)})"
+
+
+def render_check_many(checks: list[RunCheck], fmt: ReportFormat, skip: int) -> str | list[RenderableType]:
+    """Several checked runs in ``fmt``: each run as ``render_check`` lays it out, then one overall verdict.
+
+    JSON is ``traceview.check-many/1``; JUnit has one <testsuite> per run.
+    """
+    if fmt is ReportFormat.json:
+        return json.dumps(check_many_to_dict(checks, skip), indent=2)
+    if fmt is ReportFormat.junit:
+        return render_junit_suites([(f"traceview.check: {run.side.label}", run.result,
+                                     {"trace": run.side.path, "skip": str(skip)},
+                                     render_check(run.side, run.result, ReportFormat.markdown, skip))
+                                    for run in checks])
+    verdict = _runs_verdict(checks)
+    if fmt is ReportFormat.markdown:
+        icon = "\u2705 " if all_passed(checks) else "\u274c "
+        parts = [f"## traceview check: {len(checks)} runs", "", icon + verdict, ""]
+        return "\n".join(parts + [render_check(run.side, run.result, fmt, skip) for run in checks])
+    out: list[RenderableType] = []
+    for run in checks:
+        out += render_check(run.side, run.result, fmt, skip) + [Text("")]
+    return out + [Text(verdict, style="green" if all_passed(checks) else "bold red")]
+
+
 def emit(rendered: str | list[RenderableType], output: Path | None, console: Console) -> None:
     """Prints to ``console`` (rich, for ``table``) or stdout, or writes ``output`` atomically."""
     if isinstance(rendered, str):
@@ -282,3 +341,14 @@ def finish(check: CheckResult, warnings: tuple[str, ...], quiet: bool, err: Cons
     for line in failure_lines(check):
         err.print(line, style="red", markup=False, highlight=False)
     return exit_codes.OK if check.passed else exit_codes.EXPECTATION_FAILED
+
+
+def finish_many(checks: list[RunCheck], quiet: bool, err: Console) -> int:
+    """``finish`` for several runs: each warning and failure line starts with its run's label."""
+    for run in checks:
+        if not quiet:
+            for warning in run.side.warnings:
+                err.print(f"warning: {run.side.label}: {warning}", style="yellow", markup=False, highlight=False)
+        for line in failure_lines(run.result):
+            err.print(f"{run.side.label}: {line}", style="red", markup=False, highlight=False)
+    return exit_codes.OK if all_passed(checks) else exit_codes.EXPECTATION_FAILED
