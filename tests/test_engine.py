@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from traceview.cli.app import run
 from traceview.engine import EngineConfig, open_trace
 from traceview.engine import api as engine_api
 from traceview.engine.backends import resolve_shell
-from traceview.engine.formats import inspect_file, iter_chunks, separate_nonnesting_events
+from traceview.engine.formats import (drop_unused, inspect_file, iter_chunks, prefetch,
+                                      separate_nonnesting_events)
 from traceview.errors import EngineError, TraceLoadError
 
 
@@ -211,6 +213,100 @@ def test_lean_load_drops_shapes_and_flows_only(tmp_path: Path) -> None:
         # 7 slices; 1 flow; the dims [[8, 4], []] are 2 leaf args; 2 Input type args.
         assert full.query(sql).iloc[0].tolist() == [7, 1, 2, 2]
         assert lean.query(sql).iloc[0].tolist() == [7, 0, 0, 2]
+
+
+# Events in the byte layouts Kineto writes (torch 2.x with record_shapes, the
+# 2023 layout of HTA's A100 trace, a CUDA kernel with its occupancy block, a
+# ROCm kernel), plus a kernel whose name quotes an arg key.
+KINETO_LAYOUTS = rb"""{"traceEvents": [
+  {
+    "ph": "X", "cat": "cpu_op", "name": "aten::copy_", "pid": 1, "tid": 1,
+    "ts": 10.5, "dur": 9.2,
+    "args": {
+      "External id": 5,"Record function id": 0, "Concrete Inputs": ["", "[8, 4096]", "False"], "Input type": ["c10::BFloat16", "float", "Scalar"], "Input Strides": [[4096, 1], [4096, 1], []], "Input Dims": [[8, 4096], [8, 4096], []], "Ev Idx": 4
+    }
+  },
+  {
+    "ph": "X", "cat": "cpu_op", "name": "aten::select", "pid": 1, "tid": 1,
+    "ts": 11, "dur": 8,
+    "args": {
+      "External id": 6,"Ev Idx": 5, "Input Dims": [[1], [], []], "Input type": ["int", "Scalar", "Scalar"], "Fwd thread id": 0, "Sequence number": 46651
+    }
+  },
+  {
+    "ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1,
+    "ts": 12, "dur": 5,
+    "args": {
+      "External id": 5,
+      "cbid": 211, "correlation": 77
+    }
+  },
+  {
+    "ph": "X", "cat": "kernel", "name": "void k<\"External id\": 1, >()", "pid": 0, "tid": 7,
+    "ts": 20, "dur": 3,
+    "args": {
+      "External id": 5,
+      "queued": 0, "device": 0, "context": 1,
+      "stream": 7, "correlation": 77,
+      "registers per thread": 48,
+      "shared memory": 0,
+      "blocks per SM": 0.009259259,
+      "warps per SM": 0.037037037,
+      "grid": [1, 1, 1],
+      "block": [128, 1, 1],
+      "est. achieved occupancy %": 0
+    }
+  },
+  {
+    "ph": "X", "cat": "kernel", "name": "rocm_kernel", "pid": 2, "tid": 0,
+    "ts": 30, "dur": 3,
+    "args": {
+      "External id": 8230,      "device": 2, "stream": 0,      "correlation": 17375, "kind": "Dispatch Kernel",      "grid":     [77, 1, 1], "block":     [128, 1, 1]
+    }
+  }
+]}"""
+
+
+def test_lean_rewrite_keeps_exactly_what_counts_read() -> None:
+    lean = json.loads(b"".join(drop_unused(iter([KINETO_LAYOUTS]))))
+    kept = [(e["name"], e["args"]) for e in lean["traceEvents"]]
+    assert kept == [
+        ("aten::copy_", {"Input type": ["c10::BFloat16", "float", "Scalar"], "Ev Idx": 4}),
+        ("aten::select", {"Input type": ["int", "Scalar", "Scalar"], "Sequence number": 46651}),
+        ("cudaLaunchKernel", {"correlation": 77}),
+        # The quoted key inside the name is escaped, so no pattern can start there.
+        ('void k<"External id": 1, >()', {"device": 0, "context": 1, "stream": 7, "correlation": 77,
+                                          "est. achieved occupancy %": 0}),
+        # The last item of an object has no trailing comma: left alone, never cut.
+        ("rocm_kernel", {"device": 2, "stream": 0, "correlation": 17375, "kind": "Dispatch Kernel",
+                         "grid": [77, 1, 1], "block": [128, 1, 1]}),
+    ]
+    # Everything else is byte-identical: the same document once those args are dropped.
+    full = json.loads(KINETO_LAYOUTS)
+    for event, lean_event in zip(full["traceEvents"], lean["traceEvents"]):
+        assert {k: v for k, v in event.items() if k != "args"} == {k: v for k, v in lean_event.items() if k != "args"}
+
+
+def test_prefetch_hands_over_chunks_errors_and_stops_early() -> None:
+    closed = []
+
+    def source(fail_after: int | None = None):
+        try:
+            for i in range(100):
+                if i == fail_after:
+                    raise TraceLoadError(None, "corrupt gzip data")
+                yield bytes([i])
+        finally:
+            closed.append(True)
+
+    assert b"".join(prefetch(source())) == bytes(range(100))
+    with pytest.raises(TraceLoadError, match="corrupt gzip"):
+        list(prefetch(source(fail_after=3)))
+    chunks = prefetch(source())
+    assert next(chunks) == b"\x00"
+    chunks.close()  # the consumer gave up (the processor failed): the reader thread ends, the file closes
+    assert closed == [True, True, True]
+    assert not [t for t in threading.enumerate() if t.name == "traceview-prefetch"]
 
 
 def test_a_hanging_trace_processor_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
