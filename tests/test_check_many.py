@@ -26,7 +26,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from traceview.analyses.check import check_runs
+from traceview.analyses.check import check_runs, run_labels
 from traceview.analyses.expectations import gather, known_names
 from traceview.batch import analyze_runs, expand_runs
 from traceview.cli.app import run
@@ -207,3 +207,9 @@ def test_analyze_runs_and_check_runs_from_python(split_run):
     # Only the graph-mode runs replay kernels: 1026 per step after, 1084 before.
     assert [c.side.value("graph_replayed") for c in checks] == [0.0, 1026.0, 1084.0]
     assert [c.result.passed for c in checks] == [True, False, False]
+
+
+def test_runs_sharing_a_name_are_labelled_by_path():
+    assert run_labels(["nightly/a.pt.trace.json.gz", "nightly/b/"]) == ["a", "b"]
+    # Two runs named "run" would be indistinguishable in reports: each keeps its path instead.
+    assert run_labels(["a/run", "b/run.json"]) == ["a/run", "b/run.json"]
