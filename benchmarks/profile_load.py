@@ -28,7 +28,8 @@ from typing import Callable, Iterator
 
 from benchmarks.load_child import peak_rss_kib
 from traceview.engine import EngineConfig, backends, formats, wasm_host
-from traceview.engine.formats import default_cache_dir, inspect_file, iter_chunks, separate_nonnesting_events
+from traceview.engine.formats import default_cache_dir, inspect_file, iter_chunks
+from traceview.engine.json_rewrite import separate_nonnesting_events
 
 
 class Timers:

@@ -18,8 +18,8 @@ from traceview.cli.app import run
 from traceview.engine import EngineConfig, open_trace
 from traceview.engine import api as engine_api
 from traceview.engine.backends import resolve_shell
-from traceview.engine.formats import (drop_unused, inspect_file, iter_chunks, prefetch,
-                                      separate_nonnesting_events)
+from traceview.engine.formats import inspect_file, iter_chunks, prefetch
+from traceview.engine.json_rewrite import drop_unused, separate_nonnesting_events
 from traceview.errors import EngineError, TraceLoadError
 
 

@@ -18,8 +18,8 @@ import pandas as pd
 
 from traceview.engine import rocprof
 from traceview.engine.backends import Backend, EngineConfig, select_backend
-from traceview.engine.formats import (ProgressFn, TraceFile, default_cache_dir, drop_unused, inspect_file,
-                                      iter_chunks, prefetch, separate_nonnesting_events)
+from traceview.engine.formats import ProgressFn, TraceFile, default_cache_dir, inspect_file, iter_chunks, prefetch
+from traceview.engine.json_rewrite import rewrite_json
 from traceview.errors import QueryError, TraceLoadError, TraceviewError
 
 # Stats that mean the processor dropped or could not place events we count.
@@ -88,8 +88,7 @@ def _load(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None)
         else:
             chunks = iter_chunks(file, on_progress)
             if file.format == "json":
-                chunks = separate_nonnesting_events(chunks)
-                chunks = drop_unused(chunks) if config.lean else chunks
+                chunks = rewrite_json(chunks, config.lean)
         backend.load(prefetch(chunks))
         trace = Trace(file, backend)
         _validate(trace)
