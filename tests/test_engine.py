@@ -234,6 +234,13 @@ KINETO_LAYOUTS = rb"""{"traceEvents": [
     }
   },
   {
+    "ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1,
+    "ts": 11.5, "dur": 4,
+    "args": {
+      "External id": 7, "Input type": ["float", "float"], "Input Dims": [[2, 2], [2, 2]], "Call stack": "a.py(1)"
+    }
+  },
+  {
     "ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1,
     "ts": 12, "dur": 5,
     "args": {
@@ -271,8 +278,10 @@ def test_lean_rewrite_keeps_exactly_what_counts_read() -> None:
     lean = json.loads(b"".join(drop_unused(iter([KINETO_LAYOUTS]))))
     kept = [(e["name"], e["args"]) for e in lean["traceEvents"]]
     assert kept == [
-        ("aten::copy_", {"Input type": ["c10::BFloat16", "float", "Scalar"], "Ev Idx": 4}),
-        ("aten::select", {"Input type": ["int", "Scalar", "Scalar"], "Sequence number": 46651}),
+        # Input type is followed only by unused items: the last one (no comma) goes too.
+        ("aten::copy_", {"Input type": ["c10::BFloat16", "float", "Scalar"]}),
+        ("aten::select", {"Input type": ["int", "Scalar", "Scalar"]}),
+        ("aten::mm", {"Input type": ["float", "float"], "Call stack": "a.py(1)"}),
         ("cudaLaunchKernel", {"correlation": 77}),
         # The quoted key inside the name is escaped, so no pattern can start there.
         ('void k<"External id": 1, >()', {"device": 0, "context": 1, "stream": 7, "correlation": 77,

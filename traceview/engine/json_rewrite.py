@@ -70,25 +70,35 @@ _STR = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
 _NUM = rb'-?[0-9][0-9.eE+-]*+'
 _ARRAY = rb'\[(?:[^\[\]"]++|' + _STR + rb'|\[(?:[^\[\]"]++|' + _STR + rb')*+\])*+\]'
 _VALUE = rb'(?:' + _NUM + rb'|' + _STR + rb'|' + _ARRAY + rb'|true|false|null)'
-_UNUSED_KEYS = (b"External id", b"Record function id", b"Ev Idx", b"Concrete Inputs", b"Input Dims",
-                b"Input Strides", b"Fwd thread id", b"Sequence number", b"cbid", b"queued", b"context",
+# Most frequent first: an alternation is tried in order.
+_UNUSED_KEYS = (b"Input Strides", b"Input Dims", b"Ev Idx", b"Record function id", b"Concrete Inputs", b"cbid",
+                b"queued", b"External id", b"Fwd thread id", b"Sequence number", b"context",
                 b"registers per thread", b"shared memory", b"blocks per SM", b"warps per SM", b"grid", b"block")
-_UNUSED_ITEMS = (rb'(?:"(?:' + b"|".join(re.escape(k) for k in _UNUSED_KEYS) + rb')"\s*+:\s*+' + _VALUE
-                 + rb'\s*+,\s*+)*+')
+_UNUSED_KEY_NAMES = b"|".join(re.escape(k) for k in _UNUSED_KEYS)
+_UNUSED_ITEMS = rb'(?:"(?:' + _UNUSED_KEY_NAMES + rb')"\s*+:\s*+' + _VALUE + rb'\s*+,\s*+)*+'
 # Where runs of unused args start in Kineto's layouts (2021-2025): an event's
 # first arg, the CUDA kernel occupancy block, and after a cpu_op's Input type.
 _UNUSED_RUNS = [
     re.compile(rb'"External id"\s*+:\s*+' + _NUM + rb'\s*+,\s*+' + _UNUSED_ITEMS),
     re.compile(rb'"registers per thread"\s*+:\s*+' + _NUM + rb'\s*+,\s*+' + _UNUSED_ITEMS),
 ]
-_AFTER_INPUT_TYPE = re.compile(rb'("Input type"\s*+:\s*+' + _ARRAY + rb'\s*+,\s*+)' + _UNUSED_ITEMS)
+# After Input type: either the object's remaining items are all unused (the
+# last one, with no comma, goes too) or a run of unused items ends at a kept one.
+_AFTER_INPUT_TYPE = re.compile(
+    rb'("Input type"\s*+:\s*+' + _ARRAY + rb')(?:\s*+,\s*+' + _UNUSED_ITEMS + rb'"(?:' + _UNUSED_KEY_NAMES
+    + rb')"\s*+:\s*+' + _VALUE + rb'(?=\s*+\})|(\s*+,\s*+)' + _UNUSED_ITEMS + rb')')
 _FLOW_EVENT = re.compile(rb'\{\s*"ph"\s*:\s*"[sft]"[^{}"]*(?:"[^"]*"[^{}"]*)*\}\s*,\s*')
+
+
+def _keep_input_type(match: re.Match) -> bytes:
+    comma = match.group(2)  # present when a kept item follows
+    return match.group(1) + comma if comma else match.group(1)
 
 
 def _drop_unused(chunk: bytes) -> bytes:
     for pattern in _UNUSED_RUNS:
         chunk = pattern.sub(b"", chunk)
-    chunk = _AFTER_INPUT_TYPE.sub(rb"\1", chunk) if b'"Input type"' in chunk else chunk
+    chunk = _AFTER_INPUT_TYPE.sub(_keep_input_type, chunk) if b'"Input type"' in chunk else chunk
     return _FLOW_EVENT.sub(b"", chunk) if b'"ph": "s"' in chunk or b'"ph": "f"' in chunk else chunk
 
 
