@@ -103,7 +103,8 @@ def check_command(
         emit(render_check(side, result, fmt, skip), output, stdout)
         return finish(result, side.warnings, quiet, stderr)
     if label is not None:
-        raise typer.BadParameter(f"names one run, but {len(runs)} runs were given (each is named after its file)", param_hint="--label")
+        raise typer.BadParameter(f"names one run, but {len(runs)} runs were given (each is named after its file)",
+                                 param_hint="--label")
     batch = BatchConfig(step_marker, rules, engine_config(tp_bin), use_cache=not no_cache)
     with count_progress(quiet, f"counting {len(runs)} runs") as on_progress:
         counted = analyze_runs(runs, jobs, executor, address, batch, on_progress)
