@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from traceview.analyses.check import CheckResult
+from traceview.analyses.check import CheckResult, RunCheck, all_passed
 from traceview.analyses.diff import DiffResult
 from traceview.analyses.summary import Side, nan_to_none
 
 DIFF_SCHEMA = "traceview.diff/1"
 CHECK_SCHEMA = "traceview.check/1"
+CHECK_MANY_SCHEMA = "traceview.check-many/1"
 
 
 def _text(value: object) -> str | None:
@@ -81,3 +82,10 @@ def check_to_dict(side: Side, check: CheckResult, skip: int) -> dict:
     return {"schema": CHECK_SCHEMA, "skip": skip, "counts": side_to_dict(side), "categories": categories,
             "latency": latency, "expectations": findings_to_list(check), "warnings": list(side.warnings),
             "ok": check.passed}
+
+
+def check_many_to_dict(checks: list[RunCheck], skip: int) -> dict:
+    """The ``traceview.check-many/1`` document: ``runs`` holds each run's ``traceview.check/1`` document,
+    in input order; ``ok`` is true when every run's ``ok`` is."""
+    return {"schema": CHECK_MANY_SCHEMA, "skip": skip,
+            "runs": [check_to_dict(run.side, run.result, skip) for run in checks], "ok": all_passed(checks)}

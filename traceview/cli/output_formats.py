@@ -22,12 +22,10 @@ from rich.text import Text
 
 from traceview.analyses.check import CheckResult, RunCheck, all_passed
 from traceview.analyses.diff import DiffResult
-from traceview.analyses.serialize import check_to_dict, diff_to_dict
+from traceview.analyses.serialize import check_many_to_dict, check_to_dict, diff_to_dict
 from traceview.analyses.summary import AGGREGATE_ROWS, Side
 from traceview.cli import exit_codes
 from traceview.cli.render import write_output
-
-CHECK_MANY_SCHEMA = "traceview.check-many/1"
 
 
 class ReportFormat(str, Enum):
@@ -283,13 +281,6 @@ def render_check(side: Side, check: CheckResult, fmt: ReportFormat, skip: int) -
         return render_junit(f"traceview.check: {side.label}", check, {"trace": side.path, "skip": str(skip)},
                             summary)
     return render_table(title, sections, check)
-
-
-def check_many_to_dict(checks: list[RunCheck], skip: int) -> dict:
-    """The ``traceview.check-many/1`` document: ``runs`` holds each run's ``traceview.check/1`` document,
-    in input order; ``ok`` is true when every run's ``ok`` is."""
-    return {"schema": CHECK_MANY_SCHEMA, "skip": skip,
-            "runs": [check_to_dict(run.side, run.result, skip) for run in checks], "ok": all_passed(checks)}
 
 
 def _runs_verdict(checks: list[RunCheck]) -> str:
