@@ -6,6 +6,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -115,6 +116,40 @@ def test_key_changes_with_content_rules_and_marker(trace, tmp_path):
     keys.add(cache_key(trace, None, None))
     assert len(keys) == 6
     assert cache_key(trace, None, None) == cache_key(trace, None, None)
+
+
+def test_a_file_digest_is_remembered_until_the_file_changes(trace, tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setattr(cache, "RECENT_WRITE_NS", -1)  # the trace was written just now: call it settled
+    hashed: list[Path] = []
+    real_hash = cache._hash_file
+    monkeypatch.setattr(cache, "_hash_file", lambda f: hashed.append(f) or real_hash(f))
+    first = cache_key(trace, None, None)
+    assert cache_key(trace, None, None) == first
+    assert hashed == [trace]  # the second key came from the remembered digest
+    # Same size, other bytes, and the old mtime put back: the ctime still moves, so it is hashed again.
+    stat = trace.stat()
+    time.sleep(0.05)  # past the filesystem's timestamp tick
+    trace.write_bytes(trace.read_bytes().replace(b"ampere_bf16", b"hopper_bf16"))
+    os.utime(trace, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert trace.stat().st_size == stat.st_size and trace.stat().st_mtime_ns == stat.st_mtime_ns
+    changed = cache_key(trace, None, None)
+    assert changed != first and hashed == [trace, trace]
+    # A copy is another file (inode), hashed once, and keyed like the original.
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(trace.read_bytes())
+    assert cache_key(copy, None, None) == changed
+    assert hashed == [trace, trace, copy]
+
+
+def test_a_file_written_just_now_is_hashed_every_time(trace, cache_dir, monkeypatch):
+    hashed: list[Path] = []
+    real_hash = cache._hash_file
+    monkeypatch.setattr(cache, "_hash_file", lambda f: hashed.append(f) or real_hash(f))
+    cache_key(trace, None, None)
+    cache_key(trace, None, None)
+    # Written by the fixture within RECENT_WRITE_NS: a rewrite in the same timestamp tick could keep its identity.
+    assert hashed == [trace, trace]
+    assert not list((cache_dir / "digests").glob("*.json"))
 
 
 def test_other_rules_give_other_counts_not_a_stale_hit(trace, tmp_path):

@@ -7,7 +7,10 @@ is a SHA-256 over everything the answer depends on:
   streamed in 1 MiB blocks: ~1.7 GB/s here, so hashing costs well under a
   tenth of loading; size+mtime would be cheaper but
   a copy that keeps mtime, or a rewrite within the mtime granularity, would
-  then return another trace's counts);
+  then return another trace's counts). A file's digest is remembered under
+  ``<root>/digests/`` with the file's identity (device, inode, size, mtime and
+  ctime in ns), so a second run over an unchanged 1 GB trace skips the 0.6 s
+  of hashing; a copy, rewrite or touch changes the identity and hashes again;
 - the rules file's bytes (``--rules``) and the ``--step-marker`` regex;
 - the traceview version and the bytes of its engine/model code, SQL and
   packaged TOML (an editable install keeps its version string while the code
@@ -49,6 +52,7 @@ from traceview.model.counts import LaunchCounts, analyze
 FORMAT_VERSION = 1  # bump when the entry layout changes
 _FRAMES = ("steps", "launches")
 _BLOCK = 1 << 20
+RECENT_WRITE_NS = 2_000_000_000  # files changed more recently than this are hashed every time
 # What a damaged entry raises while being read: parquet/arrow errors, bad JSON, missing fields.
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, pa.ArrowException)
 
@@ -68,17 +72,56 @@ def wasm_dir(root: Path | None = None) -> Path:
     return (root or cache_root()) / "wasm"
 
 
+def digests_dir(root: Path | None = None) -> Path:
+    return (root or cache_root()) / "digests"
+
+
+def _hash_file(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as fh:
+        while block := fh.read(_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _identity(stat: os.stat_result) -> list[int]:
+    return [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
+def _file_digest(file: Path) -> str:
+    """SHA-256 of ``file``'s bytes, remembered under the file's identity (see the module docstring)."""
+    before = file.stat()
+    memo = digests_dir() / f"{hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:32]}.json"
+    try:
+        saved = json.loads(memo.read_text(encoding="utf-8"))
+        if saved["identity"] == _identity(before):
+            return str(saved["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    value = _hash_file(file)
+    # Timestamps tick coarsely (ext4: milliseconds), so a file written just now could be written
+    # again within the same tick without changing its identity: remember only settled files.
+    settled = time.time_ns() - max(before.st_mtime_ns, before.st_ctime_ns) > RECENT_WRITE_NS
+    if settled and _identity(file.stat()) == _identity(before):
+        record = {"path": str(file), "identity": _identity(before), "sha256": value}
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(record), encoding="utf-8")
+            tmp.replace(memo)
+        except OSError:
+            pass  # an unwritable cache only costs the hashing next time
+    return value
+
+
 def _content_digest(path: Path) -> str:
     """SHA-256 of a trace file's bytes; for a trace directory (a rocprofv3 output), of every file's
     relative name and bytes, in name order."""
+    if not path.is_dir():
+        return _file_digest(path)
     digest = hashlib.sha256()
-    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with file.open("rb") as fh:
-            while block := fh.read(_BLOCK):
-                digest.update(block)
+    for file in sorted(f for f in path.rglob("*") if f.is_file()):
+        digest.update(str(file.relative_to(path)).encode() + b"\0" + _file_digest(file).encode() + b"\0")
     return digest.hexdigest()
 
 
@@ -238,9 +281,10 @@ def cache_info(root: Path | None = None) -> CacheInfo:
 def clear_cache(root: Path | None = None, include_wasm: bool = False) -> int:
     """Deletes every counts entry (and the compiled wasm modules if asked); returns the bytes freed."""
     root = root or cache_root()
-    freed = _tree_size(counts_dir(root))
-    if counts_dir(root).is_dir():
-        _discard(counts_dir(root))
+    freed = _tree_size(counts_dir(root)) + _tree_size(digests_dir(root))
+    for where in (counts_dir(root), digests_dir(root)):
+        if where.is_dir():
+            _discard(where)
     if include_wasm:
         for module in wasm_dir(root).glob("*.cwasm"):
             freed += module.stat().st_size
