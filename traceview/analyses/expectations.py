@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from traceview.errors import RulesError
-from traceview.model.rules import read_toml
+from traceview.model.rules import checked_table, read_toml
 
 AGGREGATES = ("total", "graph_replayed", "direct")
 LATENCY = ("step_ms", "step_pct")
@@ -104,11 +104,7 @@ def parse_expectation(text: str, known: tuple[str, ...], field: str = "delta") -
 
 def _file_entry(entry: object, index: int, source: str, known: tuple[str, ...], shown: str) -> Expectation:
     where = f"expect #{index + 1}"
-    if not isinstance(entry, dict):
-        raise RulesError(source, f"{where}: expected a table")
-    unknown = set(entry) - _ALLOWED_KEYS
-    if unknown:
-        raise RulesError(source, f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    entry = checked_table(entry, _ALLOWED_KEYS, source, where)
     name = entry.get("category")
     if not isinstance(name, str):
         raise RulesError(source, f"{where}: needs category = \"NAME\"")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from traceview.errors import RulesError
-from traceview.model.rules import compile_regex, read_toml
+from traceview.model.rules import checked_table, compile_regex, read_toml
 
 OTHER = "other"
 KINDS = ("kernel", "memcpy", "memset")
@@ -67,11 +67,7 @@ class CategoryRule:
 
 def _parse_rule(entry: object, index: int, source: str) -> CategoryRule:
     where = f"rule #{index + 1}"
-    if not isinstance(entry, dict):
-        raise RulesError(source, f"{where}: expected a table")
-    unknown = set(entry) - _ALLOWED
-    if unknown:
-        raise RulesError(source, f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    entry = checked_table(entry, _ALLOWED, source, where)
     category = entry.get("category")
     if not isinstance(category, str) or not re.fullmatch(r"[A-Za-z_][\w-]*", category):
         raise RulesError(source, f"{where}: category must be a name like 'fill', got {category!r}")

@@ -18,6 +18,16 @@ else:  # pragma: no cover
 SCHEMA_VERSION = 1
 
 
+def checked_table(entry: object, allowed: set[str], source: str, where: str) -> dict:
+    """One entry of a TOML array of tables: must be a table whose keys are all ``allowed``."""
+    if not isinstance(entry, dict):
+        raise RulesError(source, f"{where}: expected a table")
+    unknown = set(entry) - allowed
+    if unknown:
+        raise RulesError(source, f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    return entry
+
+
 def read_toml(path: Path | None, packaged: str) -> tuple[dict, str]:
     """Reads a user TOML file, or the packaged default named ``packaged``."""
     try:
