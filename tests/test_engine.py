@@ -17,6 +17,7 @@ from kineto import KinetoTrace
 from traceview.cli.app import run
 from traceview.engine import EngineConfig, open_trace
 from traceview.engine import api as engine_api
+from traceview.engine import backends
 from traceview.engine.backends import resolve_shell
 from traceview.engine.formats import inspect_file, iter_chunks, prefetch
 from traceview.engine.json_rewrite import drop_unused, separate_nonnesting_events
@@ -294,6 +295,16 @@ def test_lean_rewrite_keeps_exactly_what_counts_read() -> None:
     full = json.loads(KINETO_LAYOUTS)
     for event, lean_event in zip(full["traceEvents"], lean["traceEvents"]):
         assert {k: v for k, v in event.items() if k != "args"} == {k: v for k, v in lean_event.items() if k != "args"}
+
+
+def test_memory64_is_chosen_by_size_and_lean_loads_stay_on_wasm32_longer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backends, "WasmBackend", lambda memory64, cache_dir: memory64)
+    full, lean = EngineConfig(wasm_only=True), EngineConfig(wasm_only=True, lean=True)
+    gib = 1 << 30
+    # Full loads keep a heap of ~2x the JSON: memory64 above 1.5 GiB. Lean ones ~0.8x: above 3 GiB.
+    assert [backends.select_backend(full, size) for size in (gib, 2 * gib)] == [False, True]
+    assert [backends.select_backend(lean, size) for size in (2 * gib, 3 * gib + 1)] == [False, True]
+    assert backends.select_backend(EngineConfig(wasm_only=True, memory64=False), 4 * gib) is False
 
 
 def test_prefetch_hands_over_chunks_errors_and_stops_early() -> None:
