@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import public_trace, write_trace
@@ -17,7 +18,7 @@ from kineto import KinetoTrace
 from traceview.cli.app import run
 from traceview.engine import EngineConfig, open_trace
 from traceview.engine import api as engine_api
-from traceview.engine import backends
+from traceview.engine import backends, wasm_host
 from traceview.engine.backends import resolve_shell
 from traceview.engine.formats import inspect_file, iter_chunks, prefetch
 from traceview.engine.json_rewrite import drop_unused, separate_nonnesting_events
@@ -305,6 +306,30 @@ def test_memory64_is_chosen_by_size_and_lean_loads_stay_on_wasm32_longer(monkeyp
     assert [backends.select_backend(full, size) for size in (gib, 2 * gib)] == [False, True]
     assert [backends.select_backend(lean, size) for size in (2 * gib, 3 * gib + 1)] == [False, True]
     assert backends.select_backend(EngineConfig(wasm_only=True, memory64=False), 4 * gib) is False
+
+
+def test_out_of_memory_crash_log_reads_as_out_of_wasm_memory() -> None:
+    # What the v52 processor logs when its heap cannot grow: the reason, then a pre-crash log that ends in a marker.
+    stderr = ["[1120.562] ... PERFETTO_CHECK(res) (errno: 48, Out of memory)",
+              "-----BEGIN PERFETTO PRE-CRASH LOG-----\ntrace_uuid: 5cf1\nLoading trace 1536.00 MB\n"
+              "-----END PERFETTO PRE-CRASH LOG-----\n"]
+    assert wasm_host._meaningful_log_lines(stderr) == ["[1120.562] ... PERFETTO_CHECK(res) (errno: 48, Out of memory)"]
+    fake = SimpleNamespace(_state=SimpleNamespace(stderr=stderr))
+    reason = wasm_host.WasmTraceProcessor._trap_reason(fake, RuntimeError("wasm trap: wasm `unreachable` executed"))
+    # open_trace retries on memory64 exactly when the reason says "memory".
+    assert reason == "trace processor ran out of wasm memory ([1120.562] ... PERFETTO_CHECK(res) (errno: 48, Out of memory))"
+
+
+def test_host_functions_get_i32_arguments_unsigned() -> None:
+    import wasmtime
+
+    seen = []
+    i32 = wasmtime.ValType.i32()
+    typed = wasm_host._typed(lambda size: seen.append(size) or size, wasmtime.FuncType([i32], [i32]))
+    # wasmtime-py passes a 3 GiB heap request as -1073741824; the handler must see 3221225472, and an i32
+    # result above 2**31 goes back signed.
+    assert typed(-(1 << 30)) == -(1 << 30)
+    assert seen == [3 << 30]
 
 
 def test_prefetch_hands_over_chunks_errors_and_stops_early() -> None:
