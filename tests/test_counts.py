@@ -356,3 +356,13 @@ def test_unfinished_step_and_string_correlation(tmp_path: Path) -> None:
     counts = counts_of(tmp_path, t)
     assert len(counts.steps) == 1
     assert counts.per_step().loc[0, ["gemm", "fill"]].tolist() == [1, 1]  # "1002" joins like 1002
+
+
+@pytest.mark.parametrize("command", ["steps", "kernels", "counts"])
+def test_unknown_frame_format_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture, command: str) -> None:
+    out = tmp_path / "out.xml"
+    # Rejected before any trace is read: the trace does not even exist.
+    assert run([command, str(tmp_path / "absent.json"), "--format", "xml", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown format 'xml'; use table, csv or json" in err and "Traceback" not in err
+    assert not out.exists()

@@ -14,12 +14,10 @@ from traceview.analyses.summary import rank_disagreements, rank_names
 from traceview.batch import BatchConfig, analyze_many, expand_paths
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress, engine_config
-from traceview.cli.options import (AddressOpt, ExecutorOpt, JobsOpt, NoCacheOpt, OutputOpt, QuietOpt, RulesOpt,
-                                   SkipOpt, StepMarkerOpt, TpBinOpt)
+from traceview.cli.options import (AddressOpt, ExecutorOpt, FrameFormatOpt, JobsOpt, NoCacheOpt, OutputOpt,
+                                   QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt)
 from traceview.cli.render import count_progress, stderr, stdout, write_output
 from traceview.model.counts import LaunchCounts, counts_document
-
-FORMATS = ("table", "json", "csv")
 
 
 def _steps_table(counts: LaunchCounts, title: str) -> Table:
@@ -67,7 +65,7 @@ def counts_command(
     skip: SkipOpt = 0,
     step_marker: StepMarkerOpt = None,
     rules: RulesOpt = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table|json|csv")] = "table",
+    fmt: FrameFormatOpt = "table",
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
     quiet: QuietOpt = False,
@@ -86,8 +84,6 @@ def counts_command(
       traceview counts traces/run42/ --format json -o counts.json
       traceview counts 'nightly/*/trace_tp*.json.gz' --jobs 8 --format csv -o all.csv
     """
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"unknown format {fmt!r}; use {', '.join(FORMATS)}", param_hint="--format")
     if output is not None and fmt == "table":
         raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
     files = expand_paths(traces)

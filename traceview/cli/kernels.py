@@ -9,7 +9,8 @@ from rich.table import Table
 
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress
-from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt, TraceArg
+from traceview.cli.options import (FrameFormatOpt, NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt,
+                                   StepMarkerOpt, TpBinOpt, TraceArg)
 from traceview.cli.render import stdout, write_frame
 
 
@@ -20,7 +21,7 @@ def kernels_command(
     category: Annotated[Optional[str], typer.Option("--category", "-c", help="Only this category. Example: -c cast")] = None,
     step_marker: StepMarkerOpt = None,
     rules: RulesOpt = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table|csv|json")] = "table",
+    fmt: FrameFormatOpt = "table",
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
     quiet: QuietOpt = False,
@@ -32,8 +33,6 @@ def kernels_command(
       traceview kernels sample_traces/demo_eager_before.pt.trace.json.gz -c cast
       traceview kernels trace.json.gz --skip 2 --format csv -o kernels.csv
     """
-    if fmt not in ("table", "csv", "json"):
-        raise typer.BadParameter(f"unknown format {fmt!r}; use table, csv or json", param_hint="--format")
     counts = analyze_with_progress(trace, step_marker, rules, tp_bin, quiet, no_cache)
     kernels = counts.kernels(skip)
     if category is not None:

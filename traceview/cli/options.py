@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -20,20 +19,18 @@ OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o",
                                                         "Example: -o counts.json")]
 
 
-class Format(str, Enum):
-    """Output formats; ``table`` is rich text for a terminal, the rest are plain text."""
-
-    table = "table"
-    json = "json"
-    csv = "csv"
-    markdown = "markdown"
-    junit = "junit"
+FRAME_FORMATS = ("table", "csv", "json")
 
 
-def format_option(allowed: tuple[str, ...], default: str = "table"):
-    """A ``--format`` option limited to the formats a command supports."""
-    return typer.Option("--format", "-f", help=f"Output format: {'|'.join(allowed)}.", case_sensitive=False,
-                        show_default=True)
+def _frame_format(value: str) -> str:
+    if value not in FRAME_FORMATS:
+        raise typer.BadParameter(f"unknown format {value!r}; use table, csv or json")
+    return value
+
+
+# `steps`, `kernels` and `counts`: a rich table for a terminal, or a frame as CSV/JSON.
+FrameFormatOpt = Annotated[str, typer.Option("--format", "-f", callback=_frame_format,
+                                             help="table (default), csv or json. Example: --format csv")]
 StepMarkerOpt = Annotated[Optional[str], typer.Option(
     "--step-marker", help="Regex for the per-step annotation, overriding the packaged markers. "
                           "Example: --step-marker '^execute_model$'")]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 
 import pandas as pd
-import typer
 from rich.table import Table
 
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress
-from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, StepMarkerOpt, TpBinOpt, TraceArg
+from traceview.cli.options import (FrameFormatOpt, NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, StepMarkerOpt,
+                                   TpBinOpt, TraceArg)
 from traceview.cli.render import stderr, stdout, write_frame
 
 
@@ -19,7 +18,7 @@ def steps_command(
     trace: TraceArg,
     step_marker: StepMarkerOpt = None,
     rules: RulesOpt = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table|csv|json")] = "table",
+    fmt: FrameFormatOpt = "table",
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
     quiet: QuietOpt = False,
@@ -31,8 +30,6 @@ def steps_command(
       traceview steps sample_traces/demo_vllm_eager_before.pt.trace.json.gz
       traceview steps trace.json.gz --step-marker '^step\\[DECODE' --format csv -o steps.csv
     """
-    if fmt not in ("table", "csv", "json"):
-        raise typer.BadParameter(f"unknown format {fmt!r}; use table, csv or json", param_hint="--format")
     counts = analyze_with_progress(trace, step_marker, rules, tp_bin, quiet, no_cache)
     for warning in counts.warnings:
         stderr.print(f"warning: {counts.path}: {warning}", markup=False, highlight=False)
