@@ -6,15 +6,34 @@
 >>> diff_counts(before, analyze("sample_traces/demo_eager_after.pt.trace.json.gz"), skip=1).categories
 """
 
-from traceview.analyses import CheckResult, DiffResult, analyze_ranks, check_counts, check_diff, diff_counts
-from traceview.engine import EngineConfig, Trace, open_trace
-from traceview.errors import EngineError, QueryError, RulesError, TraceLoadError, TraceviewError
-from traceview.model.counts import LaunchCounts, analyze, count_launches
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CheckResult", "DiffResult", "EngineConfig", "EngineError", "LaunchCounts", "QueryError", "RulesError", "Trace",
-    "TraceLoadError", "TraceviewError", "analyze", "analyze_ranks", "check_counts", "check_diff", "count_launches",
-    "diff_counts", "open_trace",
-]
+# Public name -> module that defines it. Imported on first use, so that a process
+# that needs one corner of the package (a JSON decoding worker, `traceview --version`)
+# does not pay for pandas and the trace processor.
+_EXPORTS = {
+    "CheckResult": "traceview.analyses", "DiffResult": "traceview.analyses", "analyze_ranks": "traceview.analyses",
+    "check_counts": "traceview.analyses", "check_diff": "traceview.analyses", "diff_counts": "traceview.analyses",
+    "EngineConfig": "traceview.engine", "Trace": "traceview.engine", "open_trace": "traceview.engine",
+    "EngineError": "traceview.errors", "QueryError": "traceview.errors", "RulesError": "traceview.errors",
+    "TraceLoadError": "traceview.errors", "TraceviewError": "traceview.errors",
+    "LaunchCounts": "traceview.model.counts", "analyze": "traceview.model.counts",
+    "count_launches": "traceview.model.counts",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'traceview' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,6 +1,18 @@
 """Engine: a trace file in, a queryable Perfetto trace processor out."""
 
-from traceview.engine.api import LoadStat, Trace, open_trace, open_traces
-from traceview.engine.backends import EngineConfig
+from __future__ import annotations
 
-__all__ = ["EngineConfig", "LoadStat", "Trace", "open_trace", "open_traces"]
+import importlib
+
+_EXPORTS = {"EngineConfig": "traceview.engine.backends", "LoadStat": "traceview.engine.api",
+            "Trace": "traceview.engine.api", "open_trace": "traceview.engine.api",
+            "open_traces": "traceview.engine.api"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):  # imported on first use: see traceview/__init__.py
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'traceview.engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
