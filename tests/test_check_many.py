@@ -116,8 +116,8 @@ def test_bad_trace_among_good_ones_writes_nothing(capsys, tmp_path):
     code, out, err = _cli(capsys, "check", EAGER_AFTER, bad, GRAPH_AFTER, "-e", "cast<=2", "-f", "json",
                           "-o", target, "--jobs", "2")
     assert (code, out) == (2, "")
-    assert err.splitlines() == [f"traceview: {bad}: the trace processor could not parse this file "
-                                "(truncated or malformed trace?)"]
+    assert err.splitlines() == [f"traceview: {bad}: the traceEvents array does not end: "
+                                "the JSON is truncated or malformed"]
     assert not target.exists() and list(tmp_path.iterdir()) == [bad]  # no temp file left either
 
 

@@ -8,20 +8,22 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import wasmtime
 from conftest import public_trace, write_trace
 from kineto import KinetoTrace
 
 from traceview.cli.app import run
 from traceview.engine import EngineConfig, open_trace
 from traceview.engine import api as engine_api
-from traceview.engine import backends, wasm_host
+from traceview.engine import backends, wasm_host, watchdog
 from traceview.engine.backends import resolve_shell
 from traceview.engine.formats import inspect_file, iter_chunks, prefetch
-from traceview.engine.json_rewrite import drop_unused, separate_nonnesting_events
+from traceview.engine.kineto.pipeline import CanonicalJson, JsonLoadOptions
 from traceview.errors import EngineError, TraceLoadError
 
 
@@ -76,11 +78,18 @@ def test_perfetto_protobuf_loads_by_content(tmp_path: Path, suffix: str) -> None
     assert frame.to_dict("list") == {"name": ["outer", "inner"], "dur": [3000, 1000], "depth": [0, 1]}
 
 
+def canonical_text(path: Path, chunk_bytes: int = 1 << 20, **options) -> bytes:
+    """What the loader feeds the processor for ``path``."""
+    info = inspect_file(path)
+    loaded = CanonicalJson(lambda: iter_chunks(info, chunk_bytes=chunk_bytes), path, info.size,
+                           JsonLoadOptions(**options))
+    return b"".join(loaded.chunks())
+
+
 def test_chunked_load_matches_whole_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_trace(tmp_path / "t.json.gz", small_trace().events, gz=True)
-    whole = b"".join(separate_nonnesting_events(iter_chunks(inspect_file(path))))
-    tiny = b"".join(separate_nonnesting_events(iter_chunks(inspect_file(path), chunk_bytes=7)))
-    assert tiny == whole
+    # Pieces of 64 bytes: nearly every event is a piece of its own.
+    assert canonical_text(path, 7, piece_bytes=64) == canonical_text(path)
     # Load through 7-byte chunks: the processor must see the same trace.
     monkeypatch.setattr(engine_api, "iter_chunks", lambda info, progress=None: iter_chunks(info, progress, 7))
     seen: list[tuple[int, int]] = []
@@ -217,94 +226,33 @@ def test_lean_load_drops_shapes_and_flows_only(tmp_path: Path) -> None:
         assert lean.query(sql).iloc[0].tolist() == [7, 0, 0, 2]
 
 
-# Events in the byte layouts Kineto writes (torch 2.x with record_shapes, the
-# 2023 layout of HTA's A100 trace, a CUDA kernel with its occupancy block, a
-# ROCm kernel), plus a kernel whose name quotes an arg key.
-KINETO_LAYOUTS = rb"""{"traceEvents": [
-  {
-    "ph": "X", "cat": "cpu_op", "name": "aten::copy_", "pid": 1, "tid": 1,
-    "ts": 10.5, "dur": 9.2,
-    "args": {
-      "External id": 5,"Record function id": 0, "Concrete Inputs": ["", "[8, 4096]", "False"], "Input type": ["c10::BFloat16", "float", "Scalar"], "Input Strides": [[4096, 1], [4096, 1], []], "Input Dims": [[8, 4096], [8, 4096], []], "Ev Idx": 4
-    }
-  },
-  {
-    "ph": "X", "cat": "cpu_op", "name": "aten::select", "pid": 1, "tid": 1,
-    "ts": 11, "dur": 8,
-    "args": {
-      "External id": 6,"Ev Idx": 5, "Input Dims": [[1], [], []], "Input type": ["int", "Scalar", "Scalar"], "Fwd thread id": 0, "Sequence number": 46651
-    }
-  },
-  {
-    "ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1,
-    "ts": 11.5, "dur": 4,
-    "args": {
-      "External id": 7, "Input type": ["float", "float"], "Input Dims": [[2, 2], [2, 2]], "Call stack": "a.py(1)"
-    }
-  },
-  {
-    "ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1,
-    "ts": 12, "dur": 5,
-    "args": {
-      "External id": 5,
-      "cbid": 211, "correlation": 77
-    }
-  },
-  {
-    "ph": "X", "cat": "kernel", "name": "void k<\"External id\": 1, >()", "pid": 0, "tid": 7,
-    "ts": 20, "dur": 3,
-    "args": {
-      "External id": 5,
-      "queued": 0, "device": 0, "context": 1,
-      "stream": 7, "correlation": 77,
-      "registers per thread": 48,
-      "shared memory": 0,
-      "blocks per SM": 0.009259259,
-      "warps per SM": 0.037037037,
-      "grid": [1, 1, 1],
-      "block": [128, 1, 1],
-      "est. achieved occupancy %": 0
-    }
-  },
-  {
-    "ph": "X", "cat": "kernel", "name": "rocm_kernel", "pid": 2, "tid": 0,
-    "ts": 30, "dur": 3,
-    "args": {
-      "External id": 8230,      "device": 2, "stream": 0,      "correlation": 17375, "kind": "Dispatch Kernel",      "grid":     [77, 1, 1], "block":     [128, 1, 1]
-    }
-  }
-]}"""
 
 
-def test_lean_rewrite_keeps_exactly_what_counts_read() -> None:
-    lean = json.loads(b"".join(drop_unused(iter([KINETO_LAYOUTS]))))
-    kept = [(e["name"], e["args"]) for e in lean["traceEvents"]]
+def test_lean_load_keeps_exactly_what_counts_read() -> None:
+    path = Path(__file__).parent / "data" / "kineto_layouts.json"
+    lean = json.loads(canonical_text(path, lean=True))
+    kept = [(e["name"], e.get("args")) for e in lean["traceEvents"] if e["ph"] == "X"]
     assert kept == [
-        # Input type is followed only by unused items: the last one (no comma) goes too.
-        ("aten::copy_", {"Input type": ["c10::BFloat16", "float", "Scalar"]}),
-        ("aten::select", {"Input type": ["int", "Scalar", "Scalar"]}),
-        ("aten::mm", {"Input type": ["float", "float"], "Call stack": "a.py(1)"}),
+        # aten::copy_ and aten::select launch nothing themselves: left out. aten::mm holds the launch call.
+        ("aten::mm", {"Input type": ["float", "float"]}),
         ("cudaLaunchKernel", {"correlation": 77}),
-        # The quoted key inside the name is escaped, so no pattern can start there.
-        ('void k<"External id": 1, >()', {"device": 0, "context": 1, "stream": 7, "correlation": 77,
-                                          "est. achieved occupancy %": 0}),
-        # The last item of an object has no trailing comma: left alone, never cut.
-        ("rocm_kernel", {"device": 2, "stream": 0, "correlation": 17375, "kind": "Dispatch Kernel",
-                         "grid": [77, 1, 1], "block": [128, 1, 1]}),
+        # The quoted key inside the name is only part of the name.
+        ('void k<"External id": 1, >()', {"correlation": 77, "device": 0, "stream": 7}),
+        # A kernel without a launch call is a GPU event all the same.
+        ("rocm_kernel", {"correlation": 17375, "device": 2, "stream": 0}),
     ]
-    # Everything else is byte-identical: the same document once those args are dropped.
-    full = json.loads(KINETO_LAYOUTS)
-    for event, lean_event in zip(full["traceEvents"], lean["traceEvents"]):
-        assert {k: v for k, v in event.items() if k != "args"} == {k: v for k, v in lean_event.items() if k != "args"}
+    full = json.loads(canonical_text(path))
+    assert [e["args"] for e in full["traceEvents"] if e["ph"] == "X"] == \
+        [e["args"] for e in json.loads(path.read_bytes())["traceEvents"]]  # a full load keeps every arg
 
 
-def test_memory64_is_chosen_by_size_and_lean_loads_stay_on_wasm32_longer(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_memory64_is_chosen_by_the_json_fed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backends, "WasmBackend", lambda memory64, cache_dir: memory64)
-    full, lean = EngineConfig(wasm_only=True), EngineConfig(wasm_only=True, lean=True)
     gib = 1 << 30
-    # Full loads keep a heap of ~2x the JSON: memory64 above 1.5 GiB. Lean ones ~0.8x: above 3 GiB.
-    assert [backends.select_backend(full, size) for size in (gib, 2 * gib)] == [False, True]
-    assert [backends.select_backend(lean, size) for size in (2 * gib, 3 * gib + 1)] == [False, True]
+    # The processor's heap is ~2x the JSON it is fed: memory64 above 1.5 GiB of it, lean or not
+    # (a lean load feeds less of the same file).
+    for config in (EngineConfig(wasm_only=True), EngineConfig(wasm_only=True, lean=True)):
+        assert [backends.select_backend(config, size) for size in (gib, 2 * gib)] == [False, True]
     assert backends.select_backend(EngineConfig(wasm_only=True, memory64=False), 4 * gib) is False
 
 
@@ -354,18 +302,52 @@ def test_prefetch_hands_over_chunks_errors_and_stops_early() -> None:
     assert not [t for t in threading.enumerate() if t.name == "traceview-prefetch"]
 
 
-def test_a_hanging_trace_processor_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture) -> None:
-    from traceview.engine import wasm_host
+SPIN = "(module (func (export \"spin\") (loop (br 0))) (func (export \"idle\") (param i32) (result i32) local.get 0))"
 
-    # Perfetto v52's wasm build never returns from finalizing this (process_name args holding Infinity).
-    path = tmp_path / "hang.json"
-    path.write_bytes(b'{"traceEvents":[{"name":"process_name","ph":"M","pid":0,"tid":0,'
-                     b'"args":{"name":"GPU 0","correlation":Infinity}}]}')
-    monkeypatch.setattr(wasm_host, "HANG_BASE_SECONDS", 1.0)
-    assert run(["info", str(path)]) == 2
-    assert capsys.readouterr().err.strip() == (
-        f"traceview: {path}: trace processor did not finish within 1 s: it hangs on this input")
+
+def spinning_module():
+    engine_config = wasmtime.Config()
+    engine_config.epoch_interruption = True
+    engine = wasmtime.Engine(engine_config)
+    store = wasmtime.Store(engine)
+    exports = wasmtime.Instance(store, wasmtime.Module(engine, SPIN), []).exports(store)
+    return engine, store, exports
+
+
+def test_the_watchdog_stops_a_spinning_processor_by_its_cpu_time() -> None:
+    engine, store, exports = spinning_module()
+    dog = watchdog.CpuWatchdog(engine)
+    try:
+        start = time.thread_time()
+        with pytest.raises(wasmtime.Trap) as trap, dog.guard(store, budget_cpu_seconds=0.3):
+            exports["spin"](store)
+        assert watchdog.is_interrupt(trap.value)
+        assert time.thread_time() - start >= 0.3 - 2 * watchdog.TICK_CPU_SECONDS  # its CPU budget, not less
+        with dog.guard(store, budget_cpu_seconds=None):  # a query: no deadline to run into
+            assert exports["idle"](store, 7) == 7
+    finally:
+        dog.stop()
+
+
+def test_a_load_gets_a_budget_and_a_query_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    budgets = []
+    real_guard = watchdog.CpuWatchdog.guard
+
+    def recording_guard(self, store, budget_cpu_seconds):
+        budgets.append(budget_cpu_seconds)
+        return real_guard(self, store, budget_cpu_seconds)
+
+    monkeypatch.setattr(watchdog.CpuWatchdog, "guard", recording_guard)
+    path = write_trace(tmp_path / "t.json", small_trace().events)
+    with open_trace(path, EngineConfig(wasm_only=True)) as trace:
+        budgets.clear()
+        trace.query("select count(*) from slice")
+        assert budgets and set(budgets) == {None}
+    budgets.clear()
+    with open_trace(path, EngineConfig(wasm_only=True)):
+        pass
+    # 60 CPU-s, plus 600 per GB fed: the appends and the finalize of a few hundred bytes.
+    assert [b for b in budgets if b is not None] and all(60 <= b < 61 for b in budgets if b is not None)
 
 
 @pytest.mark.parametrize("size", [0, 3, 127, 128, 300, 1 << 20])

@@ -19,7 +19,8 @@ import pandas as pd
 from traceview.engine import rocprof
 from traceview.engine.backends import Backend, EngineConfig, select_backend
 from traceview.engine.formats import ProgressFn, TraceFile, default_cache_dir, inspect_file, iter_chunks, prefetch
-from traceview.engine.json_rewrite import rewrite_json
+from traceview.engine.kineto.ledger import Ledger
+from traceview.engine.kineto.pipeline import CanonicalJson, JsonLoadOptions
 from traceview.errors import QueryError, TraceLoadError, TraceviewError
 
 # Stats that mean the processor dropped or could not place events we count.
@@ -45,11 +46,17 @@ class LoadStat:
 class Trace:
     """A loaded trace you can query with PerfettoSQL. Use as a context manager."""
 
-    def __init__(self, file: TraceFile, backend: Backend) -> None:
+    def __init__(self, file: TraceFile, backend: Backend, canonical: CanonicalJson | None = None) -> None:
         self.file = file
         self.path = file.path
         self._backend = backend
         self.load_stats: list[LoadStat] = []
+        # JSON inputs are fed with timestamps relative to this (ns): add it back for absolute times.
+        self.time_base_ns = canonical.base_ns if canonical else 0
+        # How many events of each kind the file held and the processor got (None: fed as is).
+        self.ledger: Ledger | None = canonical.ledger if canonical else None
+        # Events the processor lost or never got, one line each (see Ledger.problems).
+        self.load_problems: list[str] = []
 
     @property
     def engine(self) -> str:
@@ -80,18 +87,28 @@ class Trace:
         self.close()
 
 
+def _canonical(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None) -> CanonicalJson | None:
+    """JSON (Kineto's, or rocprof's translated to it) decoded and planned by traceview (kineto/pipeline.py)."""
+    if file.format in rocprof.CONVERTED:
+        def source():
+            return prefetch(rocprof.iter_chunks(file, on_progress))
+    elif file.format == "json":
+        def source():
+            return prefetch(iter_chunks(file, on_progress))
+    else:
+        return None
+    options = JsonLoadOptions(lean=config.lean, keep_names=config.keep_names, workers=config.workers)
+    return CanonicalJson(source, file.path, file.estimated_raw_size, options)
+
+
 def _load(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None) -> Trace:
-    backend = select_backend(config, file.estimated_raw_size)
+    canonical = _canonical(file, config, on_progress)
+    backend = select_backend(config, canonical.fed_bytes if canonical else file.estimated_raw_size)
     try:
-        if file.format in rocprof.CONVERTED:  # translated to Kineto-style JSON while streaming
-            chunks = rocprof.iter_chunks(file, on_progress)
-        else:
-            chunks = iter_chunks(file, on_progress)
-            if file.format == "json":
-                chunks = rewrite_json(chunks, config.lean)
-        backend.load(prefetch(chunks))
-        trace = Trace(file, backend)
+        backend.load(prefetch(canonical.chunks()) if canonical else prefetch(iter_chunks(file, on_progress)))
+        trace = Trace(file, backend, canonical)
         _validate(trace)
+        _check_conservation(trace, config.strict)
         return trace
     except TraceviewError as err:
         backend.close()
@@ -118,6 +135,17 @@ def _validate(trace: Trace) -> None:
         json_errors = [s for s in trace.load_stats if s.name.startswith("json")]
         why = f" ({json_errors[0]})" if json_errors else ""
         raise TraceLoadError(trace.path, f"JSON holds no Chrome/Kineto trace events{why}")
+
+
+def _check_conservation(trace: Trace, strict: bool) -> None:
+    """Every GPU event and launch call of the file must be in the processor (Ledger)."""
+    if trace.ledger is None:
+        return
+    loaded = trace.query("select category, count(*) as n from slice group by category")
+    counts = {str(c) if c is not None and c is not pd.NA else "": int(n) for c, n in zip(loaded["category"], loaded["n"])}
+    trace.load_problems = trace.ledger.problems(counts)
+    if strict and trace.load_problems:
+        raise TraceLoadError(trace.path, "--strict: " + "; ".join(trace.load_problems))
 
 
 def open_trace(path: str | Path, config: EngineConfig | None = None,

@@ -25,11 +25,9 @@ from traceview.engine.results import query_result_to_frame
 from traceview.errors import EngineError, QueryError, TraceLoadError
 
 SHELL_NAME = "trace_processor_shell"
-# Traces whose uncompressed size is above this go straight to the memory64
-# build: wasm32's heap is about twice the Kineto JSON and stops at 4 GiB (about 1.9 GB of JSON).
+# Traces that feed the processor more JSON than this go straight to the memory64
+# build: wasm32's heap is about twice the JSON fed and stops at 4 GiB (about 1.9 GB of JSON).
 MEMORY64_THRESHOLD_BYTES = 1536 << 20
-# A lean load (counts) keeps a heap of about 0.8x the JSON, so wasm32, 8-10 % cheaper, serves up to here.
-LEAN_MEMORY64_THRESHOLD_BYTES = 3 << 30
 
 
 @dataclass(frozen=True)
@@ -44,10 +42,17 @@ class EngineConfig:
     cache_dir: Path | None = field(default=None)
     # Skip native binaries even when present (tests, reproducibility).
     wasm_only: bool = False
-    # Drop what launch counts never read (args other than correlation, device,
-    # stream and Input type; flow events) while streaming JSON in: ~1/3 less
-    # processor memory and CPU. analyze() turns it on.
+    # Feed only what launch counts read (kineto/pipeline.py says what): a
+    # fraction of the events and args, so a fraction of the processor's time
+    # and memory. analyze() turns it on.
     lean: bool = False
+    # With lean: also keep events whose name matches this regex (step markers).
+    keep_names: str | None = None
+    # Processes that decode JSON: None = one per core for big files, 1 = none.
+    workers: int | None = None
+    # Fail the load (TraceLoadError) when a GPU event or launch call of the file
+    # is not in the processor, instead of reporting it in Trace.load_problems.
+    strict: bool = False
 
 
 def processor_reason(text: str | bytes) -> str:
@@ -169,11 +174,15 @@ class WasmBackend:
         self._rpc = _RpcClient(_WasmTransport(self._host), ProtoFactory(PlatformDelegate()))
 
     def load(self, chunks: Iterable[bytes]) -> None:
-        for chunk in chunks:
-            result = self._guard(self._rpc.parse, chunk)
-            if result.error:
-                raise TraceLoadError(None, processor_reason(result.error))
-        self._guard(self._rpc.notify_eof)
+        self._host.loading = True  # loading calls run on a CPU budget; queries do not
+        try:
+            for chunk in chunks:
+                result = self._guard(self._rpc.parse, chunk)
+                if result.error:
+                    raise TraceLoadError(None, processor_reason(result.error))
+            self._guard(self._rpc.notify_eof)
+        finally:
+            self._host.loading = False
 
     def query(self, sql: str) -> pd.DataFrame:
         result = self._guard(self._rpc.execute_query, sql)
@@ -256,11 +265,11 @@ def resolve_shell(config: EngineConfig) -> str | None:
     return shutil.which(SHELL_NAME)
 
 
-def select_backend(config: EngineConfig, raw_size: int) -> Backend:
-    """Starts the backend the config asks for (see module docstring for the order)."""
+def select_backend(config: EngineConfig, fed_bytes: int) -> Backend:
+    """Starts the backend the config asks for (see module docstring for the order);
+    ``fed_bytes`` is how much trace data the processor will get."""
     binary = resolve_shell(config)
     if binary is not None:
         return ShellBackend(binary)
-    threshold = LEAN_MEMORY64_THRESHOLD_BYTES if config.lean else MEMORY64_THRESHOLD_BYTES
-    memory64 = config.memory64 if config.memory64 is not None else raw_size > threshold
+    memory64 = config.memory64 if config.memory64 is not None else fed_bytes > MEMORY64_THRESHOLD_BYTES
     return WasmBackend(memory64, config.cache_dir)

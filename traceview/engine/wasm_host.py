@@ -19,13 +19,14 @@ import ctypes
 import hashlib
 import os
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import wasmtime
+
+from traceview.engine.watchdog import CpuWatchdog, is_interrupt, load_budget_seconds
 
 try:
     from importlib.metadata import version as _dist_version
@@ -41,7 +42,7 @@ WASM_PAGE = 65536
 # Perfetto UI uses a 32 MiB request buffer; larger requests are fed in slices
 # because the server side reassembles the byte stream itself. One RPC message
 # must stay under 64 MiB, though: a 63 MiB append works, a 64 MiB one fails
-# with "RPC framing error" (measured with benchmarks/profile_load.py).
+# with "RPC framing error" (measured while profiling loads).
 REQUEST_BUFFER_BYTES = 32 * 1024 * 1024
 
 
@@ -76,7 +77,7 @@ def _engine_config(memory64: bool, cache_dir: Path | None) -> wasmtime.Config:
     config = wasmtime.Config()
     config.wasm_memory64 = memory64
     config.parallel_compilation = True
-    config.epoch_interruption = True  # the hang watchdog (see _Watchdog)
+    config.epoch_interruption = True  # the hang watchdog (watchdog.py)
     if memory64:
         # Reserve address space up front so the heap grows in place: a moving
         # grow would briefly need twice the trace processor's memory.
@@ -85,31 +86,6 @@ def _engine_config(memory64: bool, cache_dir: Path | None) -> wasmtime.Config:
         for key, value in _MEMORY64_CRANELIFT_FLAGS:
             config.cranelift_flag_set(key, value)
     return config
-
-
-# Some malformed inputs make the bundled trace processor spin forever (e.g.
-# process_name metadata whose args hold Infinity: v52 never returns from
-# TPM_FINALIZE_TRACE_DATA). Every call into wasm gets a deadline, generous for
-# real work: a fixed base plus time per byte fed so far.
-TICK_SECONDS = 0.1
-HANG_BASE_SECONDS = 10.0
-HANG_SECONDS_PER_GB = 120.0
-
-
-class _Watchdog:
-    """Advances a wasmtime engine's epoch every TICK_SECONDS from a daemon thread."""
-
-    def __init__(self, engine: wasmtime.Engine) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._tick, args=(engine,), daemon=True, name="traceview-wasm-watchdog")
-        self._thread.start()
-
-    def _tick(self, engine: wasmtime.Engine) -> None:
-        while not self._stop.wait(TICK_SECONDS):
-            engine.increment_epoch()
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def _module_cache_path(wasm_path: Path, cache_dir: Path, memory64: bool) -> Path:
@@ -346,10 +322,12 @@ class WasmTraceProcessor:
         self._engine = wasmtime.Engine(_engine_config(memory64, cache_dir))
         self._store = wasmtime.Store(self._engine)
         self._fed_bytes = 0
-        self._watchdog = _Watchdog(self._engine)
+        # Calls that load data get a CPU budget (watchdog.py); queries, None: no limit.
+        self.loading = False
         module = load_module(self._engine, wasm_path, cache_dir)
         self._state = _HostState(is64=memory64, heap_max=(16 << 40) if memory64 else (1 << 32) - WASM_PAGE)
         instance = wasmtime.Instance(self._store, module, _imports(self._store, module, self._state))
+        self._watchdog = CpuWatchdog(self._engine)  # started once there is something to watch
         exports = instance.exports(self._store)
         self._memory = exports["memory"]
         self._state.memory = self._memory
@@ -376,19 +354,17 @@ class WasmTraceProcessor:
         grow may move it (wasm32's default reservation keeps it in place)."""
         return ctypes.addressof(self._memory.data_ptr(self._store).contents)
 
-    def _deadline_seconds(self) -> float:
-        return HANG_BASE_SECONDS + HANG_SECONDS_PER_GB * self._fed_bytes / 1e9
-
     def _call(self, func: wasmtime.Func, *args):
-        budget = self._deadline_seconds()
-        self._store.set_epoch_deadline(max(1, int(budget / TICK_SECONDS)))
+        budget = load_budget_seconds(self._fed_bytes) if self.loading else None
         try:
-            return func(self._store, *args)
+            with self._watchdog.guard(self._store, budget):
+                return func(self._store, *args)
         except WasmTrap:
             raise
         except wasmtime.Trap as trap:
-            if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
-                raise WasmTrap(f"trace processor did not finish within {budget:.0f} s: it hangs on this input") from None
+            if is_interrupt(trap):
+                raise WasmTrap(f"trace processor used {budget:.0f} s of CPU on {self._fed_bytes / 1e6:.1f} MB "
+                               "without finishing: it hangs on this input") from None
             raise WasmTrap(self._trap_reason(trap)) from None
         except wasmtime.WasmtimeError as err:
             cause = err.__cause__ if isinstance(err.__cause__, WasmTrap) else None
@@ -447,7 +423,8 @@ class WasmTraceProcessor:
         ``Store.close()`` deletes it, which also releases those functions.
         """
         self._replies = []
-        self._watchdog.stop()
+        if getattr(self, "_watchdog", None) is not None:
+            self._watchdog.stop()
         self._state.memory = None
         store, self._store = self._store, None  # type: ignore[assignment]
         self._memory = None  # type: ignore[assignment]

@@ -11,7 +11,7 @@ from traceview.engine import EngineConfig, Trace, open_trace
 from traceview.engine.formats import ProgressFn, default_cache_dir
 from traceview.model.categories import CategoryRule, categorize, category_order, load_category_rules
 from traceview.model.launches import launch_groups
-from traceview.model.steps import find_steps
+from traceview.model.steps import find_steps, marker_names_pattern
 
 OUTSIDE_REASONS = ("before_first_step", "after_last_step", "between_steps", "no_launch")
 
@@ -143,7 +143,10 @@ def count_launches(trace: Trace, step_marker: str | None = None,
 
 
 def _load_warnings(trace: Trace) -> list[str]:
-    lost = [s for s in trace.load_stats if s.name.startswith(("slice_drop", "flow_", "json_", "misplaced"))]
+    """What the load lost (conservation), then what it had to do to keep everything."""
+    if trace.ledger is not None:
+        return list(trace.load_problems) + list(trace.ledger.notes)
+    lost = [s for s in trace.load_stats if s.name.startswith(("slice_drop", "json_", "misplaced"))]
     if not lost:
         return []
     return ["the trace processor dropped or misplaced events while loading: " + ", ".join(map(str, lost))]
@@ -153,7 +156,8 @@ def analyze(path: str | Path, step_marker: str | None = None, rules_path: Path |
             config: EngineConfig | None = None, on_progress: ProgressFn | None = None) -> LaunchCounts:
     """Opens ``path``, counts its launches and closes it: the one call notebooks and the CLI use."""
     rules = load_category_rules(rules_path)
-    config = replace(config or EngineConfig(cache_dir=default_cache_dir() / "wasm"), lean=True)
+    config = replace(config or EngineConfig(cache_dir=default_cache_dir() / "wasm"), lean=True,
+                     keep_names=marker_names_pattern(step_marker))
     with open_trace(path, config, on_progress) as trace:
         return count_launches(trace, step_marker, rules)
 

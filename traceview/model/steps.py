@@ -36,6 +36,15 @@ def _annotation_names(trace: Trace) -> pd.DataFrame:
         group by name""")
 
 
+def marker_names_pattern(step_marker: str | None = None) -> str:
+    """One regex matching every packaged step marker and ``step_marker``: a lean
+    load keeps the events it matches (kineto/pipeline.py)."""
+    patterns = [m.regex.pattern for m in load_step_markers()]
+    if step_marker is not None:
+        patterns.append(compile_regex(step_marker, "--step-marker", "step marker").pattern)
+    return "|".join(f"(?:{p})" for p in patterns)
+
+
 def find_step_markers(trace: Trace, markers: tuple[StepMarker, ...] | None = None) -> list[str]:
     """Which packaged markers match, as ``"name: N annotations"`` strings (for ``info``)."""
     names = _annotation_names(trace)

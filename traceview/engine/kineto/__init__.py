@@ -1,0 +1,1 @@
+"""Chrome/Kineto JSON in, canonical JSON for the trace processor out (see pipeline.py)."""

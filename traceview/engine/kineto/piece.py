@@ -1,0 +1,423 @@
+"""One piece of a ``traceEvents`` array, decoded: runs in worker processes.
+
+A piece is a run of whole events cut from the array (``split.py``). Decoding
+turns it into columns the loader's global pass needs (kind, track, exact
+times, correlation) and into the JSON each kept event will be fed to the trace
+processor as, already canonical: compact, ``ts``/``dur`` exact decimals of
+microseconds relative to the load's time base, ``pid``/``tid`` normalised, and
+``"tid"`` last so that an event moved to an overlap lane is re-targeted by
+cutting one suffix.
+
+Nothing here depends on the layout of the input JSON (key order, spacing,
+escapes): msgspec parses it, and every value we do not interpret is copied as
+the exact bytes it had (``msgspec.Raw``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+import msgspec
+import numpy as np
+from msgspec import Raw
+
+from traceview.engine.kineto.kinds import ANNOTATION, CATEGORY_KIND, CPU_OP, GPU_KINDS, LAUNCH, OTHER
+
+ABSENT = Raw(b"")
+_X, _M = "X", "M"
+
+
+class _Event(msgspec.Struct, gc=False):
+    """The keys of a Chrome trace event. Values we copy stay raw JSON text."""
+
+    ph: str = ""
+    cat: str = ""
+    name: Raw = ABSENT
+    pid: int | str = 0
+    tid: int | str = 0
+    ts: Raw = ABSENT
+    dur: Raw = ABSENT
+    args: Raw = ABSENT
+    # Rarely present; copied when an event is passed through whole.
+    id: Raw = ABSENT
+    id2: Raw = ABSENT
+    bp: Raw = ABSENT
+    s: Raw = ABSENT
+    cname: Raw = ABSENT
+    tts: Raw = ABSENT
+    tdur: Raw = ABSENT
+    bind_id: Raw = ABSENT
+    flow_in: Raw = ABSENT
+    flow_out: Raw = ABSENT
+    sf: Raw = ABSENT
+    stack: Raw = ABSENT
+
+
+class _CountArgs(msgspec.Struct, gc=False):
+    """The args the counts read: the launch/GPU link, the GPU's device and stream, an op's dtypes."""
+
+    correlation: Raw = ABSENT
+    device: Raw = ABSENT
+    stream: Raw = ABSENT
+    input_type: Raw = msgspec.field(default=ABSENT, name="Input type")
+    # What "M" (metadata) events carry: process/thread names, labels, sort order.
+    name: Raw = ABSENT
+    labels: Raw = ABSENT
+    sort_index: Raw = ABSENT
+
+
+class _LeanEvent(msgspec.Struct, gc=False):
+    """What a lean load reads of an event: its args decoded in the same pass."""
+
+    ph: str = ""
+    cat: str = ""
+    name: Raw = ABSENT
+    pid: int | str = 0
+    tid: int | str = 0
+    ts: Raw = ABSENT
+    dur: Raw = ABSENT
+    args: _CountArgs | None = None
+
+
+_EXTRA_KEYS = ("id", "id2", "bp", "s", "cname", "tts", "tdur", "bind_id", "flow_in", "flow_out", "sf", "stack")
+
+
+_EVENTS = {False: msgspec.json.Decoder(list[_Event]), True: msgspec.json.Decoder(list[_LeanEvent])}
+_ONE_EVENT = {False: msgspec.json.Decoder(_Event), True: msgspec.json.Decoder(_LeanEvent)}
+_RAW_LIST = msgspec.json.Decoder(list[Raw])
+_ARGS = msgspec.json.Decoder(_CountArgs)
+_encode = msgspec.json.encode
+_ARGS_READ = frozenset({*GPU_KINDS, LAUNCH, CPU_OP})
+_NO_MIN, _NO_MAX = 1 << 126, -(1 << 126)
+
+
+class PieceError(Exception):
+    """The piece is not a JSON array of whole events (the cut was not between events)."""
+
+
+@dataclass(frozen=True)
+class PieceOptions:
+    """How to decode: picklable, the same for every piece of one load."""
+
+    base_ns: int  # subtracted from every timestamp (see pipeline.time_base)
+    lean: bool  # keep only what launch counts read (pipeline docstring)
+    keep_names: str | None = None  # regex: non-GPU events whose name matches are kept even when lean
+
+
+@dataclass
+class Piece:
+    """A decoded piece. Complete ("X") events are columns; ``frag`` holds their
+    canonical JSON back to back, each ending ``"tid":<tid>},`` (``frag_end[i]``
+    is where event i's text ends)."""
+
+    kind: np.ndarray  # int8, kinds.py
+    track: np.ndarray  # int32, index into ``tracks``
+    ts: np.ndarray  # int64 ns, absolute (before the base is subtracted)
+    dur: np.ndarray  # int64 ns
+    corr: np.ndarray  # int64 correlation id, -1 when none
+    named: np.ndarray  # bool: the name matched PieceOptions.keep_names
+    frag: bytes
+    frag_end: np.ndarray  # int64
+    tracks: list[tuple[int | str, int | str]]  # normalised (pid, tid)
+    passthrough: list[tuple[bytes, tuple]]  # other events: (canonical JSON, (pid, tid)), in file order
+    metadata: list[tuple[str, int | str, int | str, object]]  # "M" events: (name, pid, tid, args)
+    counts: dict[str, int] = field(default_factory=dict)
+    min_ts: int | None = None
+    max_ts: int | None = None
+
+
+_SCALE = (1000, 100, 10, 1)  # ns per unit of the last digit, by the number of decimals
+
+
+def to_ns(raw: Raw | bytes) -> int | None:
+    """A JSON number of microseconds (or a string holding one) as exact integer ns,
+    rounded half to even below 1 ns; None when it is not a number."""
+    text = bytes(raw)
+    if b"e" not in text and b"E" not in text and text[:1] != b'"':
+        dot = text.find(b".")
+        try:
+            if dot < 0:
+                return int(text) * 1000
+            decimals = len(text) - dot - 1
+            if decimals <= 3:  # Kineto: "1712195495505582.988"
+                return int(text[:dot] + text[dot + 1:]) * _SCALE[decimals]
+        except ValueError:
+            pass
+    return _to_ns_slow(text)
+
+
+def _to_ns_slow(text: bytes) -> int | None:
+    text = text.strip()
+    if text[:1] == b'"' and text[-1:] == b'"':
+        text = text[1:-1].strip()
+    try:
+        value = Decimal(text.decode("ascii")) * 1000
+    except (InvalidOperation, UnicodeDecodeError, ValueError):
+        return None
+    if not value.is_finite():
+        return None
+    return int(value.to_integral_value())
+
+
+def us_text(ns: int) -> bytes:
+    """Integer ns as an exact decimal of microseconds, e.g. ``1234.500``."""
+    if ns < 0:
+        return b"-%d.%03d" % divmod(-ns, 1000)
+    return b"%d.%03d" % divmod(ns, 1000)
+
+
+def id_text(value: int | str) -> bytes:
+    return b"%d" % value if isinstance(value, int) else _encode(value)
+
+
+def _normal_id(value: int | str) -> int | str:
+    """A pid/tid: a string of digits is the number it spells (Kineto 2021 wrote
+    ``"tid": "25738"`` beside numeric ones for the same thread)."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.isdigit():
+            return int(stripped)
+    return value
+
+
+def _corr(raw: Raw) -> int:
+    if not len(raw):
+        return -1
+    try:
+        return int(raw)
+    except (ValueError, TypeError):
+        text = bytes(raw).strip(b'" ')
+        return int(text) if text.isdigit() else -1
+
+
+def _loads(raw: Raw | bytes, default: object) -> object:
+    """A Raw value as Python (it was valid JSON when decoded; only depth can fail)."""
+    try:
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return default
+
+
+def _metadata_args(args: Raw | _CountArgs | None) -> dict:
+    if isinstance(args, _CountArgs):
+        return {key: _loads(value, None) for key in ("name", "labels", "sort_index") if len(value := getattr(args, key))}
+    value = _loads(args, {}) if args is not None and len(args) else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _decode_events(data: bytes, lean: bool) -> tuple[list, int]:
+    """The piece's events; elements that are not event objects are skipped and counted."""
+    body = b"[" + data + b"]"
+    try:
+        return _EVENTS[lean].decode(body), 0
+    except msgspec.ValidationError:
+        pass  # valid JSON, but some element is not an event object: sort them out one by one
+    except msgspec.DecodeError as err:
+        raise PieceError(str(err)) from None
+    except RecursionError:
+        raise PieceError("values nested too deeply to decode") from None
+    try:
+        raws = _RAW_LIST.decode(body)
+    except msgspec.DecodeError as err:
+        raise PieceError(str(err)) from None
+    except RecursionError:
+        raise PieceError("values nested too deeply to decode") from None
+    events, bad = [], 0
+    for raw in raws:
+        try:
+            events.append(_ONE_EVENT[lean].decode(raw))
+        except (msgspec.DecodeError, RecursionError):
+            bad += 1
+    return events, bad
+
+
+class _Writer:
+    """Builds a Piece from decoded events (one instance per piece)."""
+
+    def __init__(self, options: PieceOptions) -> None:
+        self.options = options
+        self.keep = re.compile(options.keep_names) if options.keep_names else None
+        self.kind: list[int] = []
+        self.track: list[int] = []
+        self.ts: list[int] = []
+        self.dur: list[int] = []
+        self.corr: list[int] = []
+        self.named: list[bool] = []
+        self.frags: list[bytes] = []
+        self.track_of: dict[tuple, int] = {}
+        self.tracks: list[tuple] = []
+        self.track_text: list[tuple[bytes, bytes]] = []
+        self.cat_text: dict[str, bytes] = {}
+        self.name_kept: dict[bytes, bool] = {}
+        self.passthrough: list[bytes] = []
+        self.metadata: list[tuple] = []
+        self.counts: dict[str, int] = {}
+        self.base_ns = options.base_ns
+        self.min_ts = _NO_MIN
+        self.max_ts = _NO_MAX
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def track_id(self, pid: int | str, tid: int | str) -> int:
+        key = (pid, tid)
+        found = self.track_of.get(key)
+        if found is None:
+            pid, tid = _normal_id(pid), _normal_id(tid)
+            found = self.track_of[key] = len(self.tracks)
+            self.tracks.append((pid, tid))
+            self.track_text.append((id_text(pid), id_text(tid)))
+        return found
+
+    def seen_ts(self, ts: int) -> None:
+        self.min_ts = min(self.min_ts, ts)
+        self.max_ts = max(self.max_ts, ts)
+
+    def is_named(self, name: Raw) -> bool:
+        if self.keep is None or not len(name):
+            return False
+        key = bytes(name)
+        hit = self.name_kept.get(key)
+        if hit is None:
+            text = _loads(key, None)
+            hit = self.name_kept[key] = isinstance(text, str) and self.keep.search(text) is not None
+        return hit
+
+    def complete(self, e: _Event) -> None:
+        ts = to_ns(e.ts)
+        kind = CATEGORY_KIND.get(e.cat, OTHER)
+        if ts is None:
+            self.count(f"no_ts:{kind}")  # nowhere to put it: counted, and reported by the ledger
+            return
+        dur = to_ns(e.dur) if len(e.dur) else None
+        if dur is None or dur < 0:
+            # The processor drops an "X" without a duration and keeps a negative one as is;
+            # either way a launch would go uncounted. It loads as a point in time.
+            self.count(f"dur_zeroed:{kind}")
+            dur = 0
+        if ts < self.min_ts:
+            self.min_ts = ts
+        if ts > self.max_ts:
+            self.max_ts = ts
+        key = (e.pid, e.tid)
+        track = self.track_of.get(key)
+        if track is None:
+            track = self.track_id(*key)
+        corr, args = -1, b""
+        if self.options.lean:
+            if e.args is not None and kind in _ARGS_READ:
+                corr = _corr(e.args.correlation)
+                args = self.lean_args(kind, corr, e.args)
+        else:
+            if len(e.args):
+                if kind in GPU_KINDS or kind == LAUNCH:
+                    try:
+                        corr = _corr(_ARGS.decode(e.args).correlation)
+                    except msgspec.DecodeError:
+                        pass
+                args = b',"args":%s' % (e.args,)
+            args += self.extra_keys(e)
+        cat = self.cat_text.get(e.cat)
+        if cat is None:
+            cat = self.cat_text[e.cat] = _encode(e.cat)
+        pid_text, tid_text = self.track_text[track]
+        rel = ts - self.base_ns
+        self.frags.append(b'{"ph":"X","cat":%s,"name":%s,"pid":%s,"ts":%s%d.%03d,"dur":%d.%03d%s,"tid":%s},' % (
+            cat, e.name if len(e.name) else b'""', pid_text, b"-" if rel < 0 else b"", *divmod(abs(rel), 1000),
+            *divmod(dur, 1000), args, tid_text))
+        self.kind.append(kind)
+        self.track.append(track)
+        self.ts.append(ts)
+        self.dur.append(dur)
+        self.corr.append(corr)
+        self.named.append(self.keep is not None and kind not in GPU_KINDS and self.is_named(e.name))
+
+    @staticmethod
+    def lean_args(kind: int, corr: int, a: _CountArgs) -> bytes:
+        if kind == CPU_OP:
+            return b',"args":{"Input type":%s}' % (a.input_type,) if len(a.input_type) else b""
+        items = [] if corr < 0 else [b'"correlation":%d' % corr]
+        if kind in GPU_KINDS:
+            items += [b'"%s":%s' % (key, value) for key, value in ((b"device", a.device), (b"stream", a.stream))
+                      if len(value)]
+        return b',"args":{%s}' % b",".join(items) if items else b""
+
+    @staticmethod
+    def extra_keys(e: _Event) -> bytes:
+        parts = [b',"%s":%s' % (key.encode(), value) for key in _EXTRA_KEYS if len(value := getattr(e, key))]
+        return b"".join(parts)
+
+    def other(self, e: _Event) -> None:
+        kind = CATEGORY_KIND.get(e.cat, OTHER)
+        if kind in GPU_KINDS:
+            self.count(f"gpu_not_complete:{kind}")  # a GPU event that is not one "X" slice
+        if e.ph == _M:  # re-written by the loader, with the ids the processor will see
+            pid, tid = _normal_id(e.pid), _normal_id(e.tid)
+            name = _loads(e.name, "") if len(e.name) else ""
+            self.metadata.append((name, pid, tid, _metadata_args(e.args)))
+            return
+        if self.options.lean:
+            self.count(f"not_loaded:{e.ph or '?'}")  # flows, instants, counters: counts never read them
+            return
+        ts = to_ns(e.ts) if len(e.ts) else None
+        if ts is not None:
+            self.seen_ts(ts)
+        parts = [b'{"ph":%s' % _encode(e.ph)]
+        if e.cat:
+            parts.append(b',"cat":%s' % _encode(e.cat))
+        if len(e.name):
+            parts.append(b',"name":%s' % (e.name,))
+        parts.append(b',"pid":%s,"tid":%s' % (id_text(_normal_id(e.pid)), id_text(_normal_id(e.tid))))
+        if ts is not None:
+            parts.append(b',"ts":%s' % us_text(ts - self.options.base_ns))
+        dur = to_ns(e.dur) if len(e.dur) else None
+        if dur is not None:
+            parts.append(b',"dur":%s' % us_text(dur))
+        parts.append(self.extra_keys(e))
+        if len(e.args):
+            parts.append(b',"args":%s' % (e.args,))
+        parts.append(b"},")
+        self.passthrough.append((b"".join(parts), (_normal_id(e.pid), _normal_id(e.tid))))
+
+    def result(self) -> Piece:
+        ends = np.cumsum(np.fromiter((len(f) for f in self.frags), dtype=np.int64, count=len(self.frags)))
+        return Piece(
+            kind=np.array(self.kind, dtype=np.int8), track=np.array(self.track, dtype=np.int32),
+            ts=np.array(self.ts, dtype=np.int64), dur=np.array(self.dur, dtype=np.int64),
+            corr=np.array(self.corr, dtype=np.int64), named=np.array(self.named, dtype=bool),
+            frag=b"".join(self.frags), frag_end=ends, tracks=self.tracks, passthrough=self.passthrough,
+            metadata=self.metadata, counts=self.counts,
+            min_ts=None if self.min_ts == _NO_MIN else self.min_ts, max_ts=None if self.max_ts == _NO_MAX else self.max_ts)
+
+
+def decode_piece(data: bytes, options: PieceOptions) -> Piece:
+    """Decodes ``data`` (events separated by commas, no brackets). Raises PieceError
+    when it is not a sequence of whole JSON values."""
+    events, bad = _decode_events(data, options.lean)
+    writer = _Writer(options)
+    if bad:
+        writer.count("not_an_event", bad)
+    writer.count("events", len(events) + bad)
+    for e in events:
+        if e.ph == _X:
+            writer.complete(e)
+        else:
+            writer.other(e)
+    return writer.result()
+
+
+_TS = re.compile(rb'"ts"\s*:\s*"?(-?[0-9][0-9.eE+-]*)')
+
+
+def first_timestamp_ns(data: bytes) -> int | None:
+    """About the smallest ``ts`` near the start of ``data`` (it only seeds the time base,
+    which the loader checks against every event once all are decoded)."""
+    values = [to_ns(m.group(1)) for m, _ in zip(_TS.finditer(data), range(10_000))]
+    values = [v for v in values if v is not None]
+    return min(values) if values else None
+
+
+# Kinds whose events the lean load keeps whatever else happens (see pipeline).
+ALWAYS_KEPT = frozenset(GPU_KINDS) | {ANNOTATION}
