@@ -31,7 +31,7 @@ def _correlated_share(trace: Trace) -> tuple[int, int]:
     row = trace.query("""
         select (select count(*) from tv_gpu_event) as gpu,
                (select count(*) from tv_gpu_event g
-                where g.correlation in (select correlation from tv_launch_call)) as linked""")
+                where +g.correlation in (select correlation from tv_launch_call)) as linked""")
     return int(row.gpu.iloc[0]), int(row.linked.iloc[0])
 
 

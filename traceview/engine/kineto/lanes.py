@@ -22,6 +22,8 @@ import numpy as np
 
 from traceview.engine.kineto.kinds import YIELDING_KINDS
 
+_DISPLACED = -2
+
 
 def nest(track: np.ndarray, start: np.ndarray, dur: np.ndarray, kind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lane (0 = the track itself) and parent (index, -1 at the top) of every event.
@@ -35,55 +37,66 @@ def nest(track: np.ndarray, start: np.ndarray, dur: np.ndarray, kind: np.ndarray
     if n == 0:
         return lane, parent
     order = np.lexsort((np.arange(n), -dur, start, track))
-    bounds = np.flatnonzero(np.diff(track[order])) + 1
-    starts, ends = start.tolist(), (start + dur).tolist()
-    yields = np.isin(kind, list(YIELDING_KINDS)).tolist()
-    lanes, parents = [0] * n, [-1] * n
-    for group in np.split(order, bounds):
-        _nest_track(group.tolist(), starts, ends, yields, lanes, parents)
-    return np.array(lanes, dtype=np.int32), np.array(parents, dtype=np.int64)
+    yields = np.isin(kind, list(YIELDING_KINDS))
+    for group in np.split(order, np.flatnonzero(np.diff(track[order])) + 1):
+        lanes, parents = _nest_track(start[group], dur[group], yields[group])
+        lane[group] = lanes
+        parent[group] = np.where(parents >= 0, group[np.maximum(parents, 0)], -1)
+    return lane, parent
 
 
-def _nest_track(events: list[int], starts: list[int], ends: list[int], yields: list[bool],
-                lanes: list[int], parents: list[int]) -> None:
-    """Fills ``lanes``/``parents`` for one track's events (sorted as the processor takes them)."""
+def _nest_track(start: np.ndarray, dur: np.ndarray, yields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lanes and parents (positions within the track) of one track's events, given in processor order."""
+    m = len(start)
+    lanes = np.zeros(m, dtype=np.int32)
+    parents = np.full(m, -1, dtype=np.int64)
+    pending = np.arange(m)
     lane = 0
-    while events:
-        displaced: list[int] = []
-        evicted: set[int] = set()
-        stack: list[int] = []
-        for i in events:
-            s, e = starts[i], ends[i]
-            while stack:
-                top = stack[-1]
-                top_end = ends[top]
-                if top_end < s or (top_end == s and top_end != starts[top]):
-                    stack.pop()
-                else:
-                    break
-            # A crossing Python frame on the stack gives way to an op, annotation or launch call.
-            while stack and ends[stack[-1]] < e and yields[stack[-1]] and not yields[i]:
-                evicted.add(stack.pop())
-            if stack and ends[stack[-1]] < e:
-                displaced.append(i)
-                continue
-            lanes[i] = lane
-            parents[i] = stack[-1] if stack else -1
-            stack.append(i)
-        if evicted:
-            _reparent(events, evicted, parents)
-            wanted = evicted.union(displaced)
-            displaced = [i for i in events if i in wanted]  # back in the processor's order
-        events = displaced
+    while pending.size:
+        s, d = start[pending], dur[pending]
+        local, moved = _lane_pass(s.tolist(), (s + d).tolist(), (d == 0).tolist(), yields[pending].tolist())
+        local = np.array(local, dtype=np.int64)
+        placed = local != _DISPLACED
+        lanes[pending[placed]] = lane
+        parents[pending[placed]] = np.where(local[placed] >= 0, pending[np.maximum(local[placed], 0)], -1)
+        pending = pending[np.sort(np.array(moved, dtype=np.int64))] if moved else pending[:0]
         lane += 1
+    return lanes, parents
 
 
-def _reparent(events: list[int], evicted: set[int], parents: list[int]) -> None:
-    """Children of an evicted event hang from its nearest ancestor that stayed."""
-    for i in events:
-        p = parents[i]
-        while p in evicted:
-            p = parents[p]
-        parents[i] = p
-    for i in evicted:
-        parents[i] = -1
+def _lane_pass(starts: list[int], ends: list[int], zero: list[bool], yields: list[bool]) -> tuple[list[int], list[int]]:
+    """One lane, filled greedily in processor order: each event's parent position
+    (-1 at the top, _DISPLACED when it goes to a later lane) and the positions
+    that go to a later lane: events that would cross the open event on top of the
+    stack, and Python frames that an op, annotation or launch call crossed."""
+    parent = [-1] * len(starts)
+    moved: list[int] = []
+    evicted: dict[int, int] = {}  # evicted frame -> the parent it had
+    stack: list[int] = []
+    stack_end: list[int] = []
+    for p, s in enumerate(starts):
+        e = ends[p]
+        while stack_end and (stack_end[-1] < s or (stack_end[-1] == s and not zero[stack[-1]])):
+            stack.pop()
+            stack_end.pop()
+        if stack_end and stack_end[-1] < e:
+            while stack_end and stack_end[-1] < e and yields[stack[-1]] and not yields[p]:
+                top = stack.pop()
+                stack_end.pop()
+                evicted[top] = parent[top]
+                moved.append(top)
+            if stack_end and stack_end[-1] < e:
+                parent[p] = _DISPLACED
+                moved.append(p)
+                continue
+        parent[p] = stack[-1] if stack else -1
+        stack.append(p)
+        stack_end.append(e)
+    if evicted:  # an evicted frame's children hang from its nearest ancestor that stayed
+        for p, up in enumerate(parent):
+            while up in evicted:
+                up = evicted[up]
+            parent[p] = up
+        for top in evicted:
+            parent[top] = _DISPLACED
+    return parent, moved
