@@ -56,11 +56,11 @@ class Ledger:
             elif what == "not_loaded":
                 self.skipped[kind] += n
 
-    def record_plan(self, kind: np.ndarray, keep: np.ndarray, lane: np.ndarray, corr: np.ndarray) -> None:
+    def record_plan(self, kind: np.ndarray, keep: np.ndarray, lane: np.ndarray, launches: np.ndarray) -> None:
+        """``launches``: the launch calls whose correlation id a GPU event carries."""
         self.fed.update(dict(enumerate(np.bincount(kind[keep], minlength=OTHER + 1).tolist())))
         self.on_lanes.update(dict(enumerate(np.bincount(kind[keep & (lane > 0)], minlength=OTHER + 1).tolist())))
-        gpu_corr = np.unique(corr[np.isin(kind, GPU_KINDS) & (corr >= 0)])
-        self.launches_with_gpu_work = int(((kind == LAUNCH) & np.isin(corr, gpu_corr) & (corr >= 0)).sum())
+        self.launches_with_gpu_work = int(launches.sum())
         moved = [f"{self.on_lanes[k]:,} {kind_label(k, self.on_lanes[k])}" for k in COUNTED_KINDS if self.on_lanes[k]]
         if moved:
             self.notes.append("kept on overlap lanes, as each starts before the previous event on its stream or "

@@ -196,10 +196,13 @@ def _scope_correlations(kind: np.ndarray, track: np.ndarray, ts: np.ndarray, cor
     return changes, len(np.unique(pairs[1][np.isin(pairs[0], ids[counts > 1])]))
 
 
-def _lean_keep(kind: np.ndarray, corr: np.ndarray, named: np.ndarray, parent: np.ndarray) -> np.ndarray:
+def _launches_with_gpu_work(kind: np.ndarray, corr: np.ndarray) -> np.ndarray:
     gpu = np.isin(kind, GPU_KINDS)
-    launches = (kind == LAUNCH) & np.isin(corr, np.unique(corr[gpu & (corr >= 0)])) & (corr >= 0)
-    keep = gpu | launches | (kind == ANNOTATION) | named
+    return (kind == LAUNCH) & (corr >= 0) & np.isin(corr, np.unique(corr[gpu & (corr >= 0)]))
+
+
+def _lean_keep(kind: np.ndarray, launches: np.ndarray, named: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    keep = np.isin(kind, GPU_KINDS) | launches | (kind == ANNOTATION) | named
     above = parent[launches]
     above = above[above >= 0]
     keep[above[kind[above] == CPU_OP]] = True  # the op a launch call sits in
@@ -209,6 +212,20 @@ def _lean_keep(kind: np.ndarray, corr: np.ndarray, named: np.ndarray, parent: np
         above = parent[above]
         above = above[above >= 0]
     return keep
+
+
+def _nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, kind: np.ndarray,
+          among: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """lanes.nest over the events ``among`` selects (all when None); the others get lane 0, no parent."""
+    if among is None:
+        return nest(track, ts, dur, kind)
+    index = np.flatnonzero(among)
+    lane, parent = nest(track[index], ts[index], dur[index], kind[index])
+    full_lane = np.zeros(len(kind), dtype=np.int32)
+    full_parent = np.full(len(kind), -1, dtype=np.int64)
+    full_lane[index] = lane
+    full_parent[index] = np.where(parent >= 0, index[np.maximum(parent, 0)], -1)
+    return full_lane, full_parent
 
 
 def _plan(pieces: list[Piece], lean: bool, ledger: Ledger) -> _Plan:
@@ -224,9 +241,14 @@ def _plan(pieces: list[Piece], lean: bool, ledger: Ledger) -> _Plan:
             corr[i] = new
         ledger.note(f"correlation ids repeat across {sharing} processes: each GPU event was joined to the "
                     "launch call of the same id that precedes it, in its own process")
-    lane, parent = nest(track, ts, dur, kind)
-    keep = _lean_keep(kind, corr, named.astype(bool), parent) if lean else np.ones(len(kind), dtype=bool)
-    ledger.record_plan(kind, keep, lane, corr)
+    launches = _launches_with_gpu_work(kind, corr)
+    if lean:  # a launch call with no GPU work is never fed: it need not be nested either
+        lane, parent = _nest(track, ts, dur, kind, among=(kind != LAUNCH) | launches)
+        keep = _lean_keep(kind, launches, named.astype(bool), parent)
+    else:
+        lane, parent = _nest(track, ts, dur, kind, among=None)
+        keep = np.ones(len(kind), dtype=bool)
+    ledger.record_plan(kind, keep, lane, launches)
     return _Plan(offsets, keep, lane, track, tracks, new_corr)
 
 
