@@ -22,13 +22,13 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from traceview import errors
-from traceview.cache import cached_analyze
+from traceview.cache import cached_analyze, wasm_dir
 from traceview.engine import EngineConfig
 from traceview.errors import TraceLoadError, TraceviewError
 from traceview.model.counts import LaunchCounts
@@ -155,6 +155,14 @@ def _ray_executor(paths: Sequence[str], jobs: int, config: BatchConfig, address:
         settle(path, answer)
 
 
+def _share_cores(config: BatchConfig, jobs: int) -> BatchConfig:
+    """Traces counted side by side split the cores among their JSON decoding processes."""
+    engine = config.engine or EngineConfig(cache_dir=wasm_dir())
+    if engine.workers is not None:
+        return config
+    return replace(config, engine=replace(engine, workers=max(1, (os.cpu_count() or 1) // jobs)))
+
+
 def analyze_many(paths: Iterable[str | Path], jobs: int | None = None, executor: str = "process",
                  address: str | None = None, config: BatchConfig | None = None,
                  on_progress: Callable[[int, int], None] | None = None) -> dict[Path, LaunchCounts | TraceviewError]:
@@ -174,6 +182,7 @@ def analyze_many(paths: Iterable[str | Path], jobs: int | None = None, executor:
     if not files:
         return {}
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(files)))
+    config = _share_cores(config, jobs)
     results: dict[str, LaunchCounts | TraceviewError] = {}
 
     def settle(path: str, answer: Answer) -> None:

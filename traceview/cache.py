@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -149,9 +150,11 @@ def _engine_fingerprint(config: EngineConfig | None) -> str:
     from traceview.engine.backends import bundled_ui_dir, resolve_shell
 
     config = config or EngineConfig()
-    # Every setting except where the compiled module lives and which wasm build runs (same answers).
+    # Every setting except those that cannot change the answer: where the compiled module lives,
+    # which wasm build runs, how many processes decode.
     settings = json.dumps({f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-                           if f.name not in ("cache_dir", "memory64", "tp_bin")}, sort_keys=True, default=str)
+                           if f.name not in ("cache_dir", "memory64", "tp_bin", "workers")}, sort_keys=True,
+                          default=str)
     binary = resolve_shell(config)
     if binary is not None:
         stat = Path(binary).stat()
@@ -163,7 +166,8 @@ def cache_key(path: Path, step_marker: str | None, rules_path: Path | None,
               config: EngineConfig | None = None) -> str:
     """Hex SHA-256 naming the entry for these inputs. Raises OSError if a file cannot be read."""
     rules = Path(rules_path).read_bytes() if rules_path is not None else b"<packaged>"
-    parts = [code_fingerprint(), _engine_fingerprint(config), _content_digest(Path(path)),
+    # The interpreter's exact version too: a CPython bug once changed answers between patch releases.
+    parts = [code_fingerprint(), sys.version, _engine_fingerprint(config), _content_digest(Path(path)),
              hashlib.sha256(rules).hexdigest(), json.dumps(step_marker)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
