@@ -364,3 +364,16 @@ def test_hand_framed_append_request_equals_protobuf(size: int) -> None:
     chunk = bytes(range(256)) * (size // 256) + bytes(size % 256)
     message.append_trace_data = chunk
     assert append_request(chunk) == stream.SerializeToString()
+
+
+def test_first_load_compiles_the_processor_once_and_says_so(tmp_path: Path) -> None:
+    from traceview.cli.common import _loading
+
+    config = EngineConfig(wasm_only=True, cache_dir=tmp_path / "wasm")
+    path = write_trace(tmp_path / "t.json", small_trace().events)
+    assert not backends.processor_ready(config)
+    assert _loading(path, config) == "loading t.json (and compiling the trace processor: once, ~20 s)"
+    with open_trace(path, config) as trace:  # compiled on a thread while the JSON was decoded
+        assert trace.query("select count(*) as n from slice").n.iloc[0] == 7
+    assert backends.processor_ready(config) and _loading(path, config) == "loading t.json"
+    assert [p.suffix for p in (tmp_path / "wasm").iterdir()] == [".cwasm"]  # no temporary file left

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from traceview.cli.render import load_progress
 from traceview.engine import EngineConfig, Trace, open_trace
+from traceview.engine.backends import processor_ready
 from traceview.cache import cached_analyze, wasm_dir
 from traceview.model.counts import LaunchCounts
 
@@ -14,15 +15,23 @@ def engine_config(tp_bin: str | None) -> EngineConfig:
     return EngineConfig(tp_bin=tp_bin, cache_dir=wasm_dir())
 
 
+def _loading(path: Path, config: EngineConfig) -> str:
+    """The progress bar's label; it says when this load also compiles the trace processor."""
+    first_run = "" if processor_ready(config) else " (and compiling the trace processor: once, ~20 s)"
+    return f"loading {path.name}{first_run}"
+
+
 def load(path: Path, tp_bin: str | None, quiet: bool) -> Trace:
     """Opens one trace with a progress bar (stderr, TTY only, after ~1 s)."""
-    with load_progress(quiet, f"loading {path.name}") as on_progress:
-        return open_trace(path, engine_config(tp_bin), on_progress)
+    config = engine_config(tp_bin)
+    with load_progress(quiet, _loading(path, config)) as on_progress:
+        return open_trace(path, config, on_progress)
 
 
 def analyze_with_progress(path: Path, step_marker: str | None, rules: Path | None, tp_bin: str | None,
                           quiet: bool, no_cache: bool = False) -> LaunchCounts:
     """``cache.cached_analyze`` (``model.counts.analyze`` behind the result cache) with the CLI's
     engine config and progress bar."""
-    with load_progress(quiet, f"loading {path.name}") as on_progress:
-        return cached_analyze(path, step_marker, rules, engine_config(tp_bin), on_progress, use_cache=not no_cache)
+    config = engine_config(tp_bin)
+    with load_progress(quiet, _loading(path, config)) as on_progress:
+        return cached_analyze(path, step_marker, rules, config, on_progress, use_cache=not no_cache)

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 import pandas as pd
 
 from traceview.engine import rocprof
-from traceview.engine.backends import Backend, EngineConfig, select_backend
+from traceview.engine.backends import Backend, EngineConfig, compile_ahead, select_backend
 from traceview.engine.formats import ProgressFn, TraceFile, default_cache_dir, inspect_file, iter_chunks, prefetch
 from traceview.engine.kineto.ledger import Ledger
 from traceview.engine.kineto.pipeline import CanonicalJson, JsonLoadOptions
@@ -102,7 +102,12 @@ def _canonical(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | 
 
 
 def _load(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None) -> Trace:
+    # A lean load feeds the processor a fraction of the file; guess which build it will need and
+    # compile that one (first run only) while the JSON is decoded.
+    compiling = compile_ahead(config, file.estimated_raw_size // (4 if config.lean else 1))
     canonical = _canonical(file, config, on_progress)
+    if compiling is not None:
+        compiling.join()
     backend = select_backend(config, canonical.fed_bytes if canonical else file.estimated_raw_size)
     try:
         backend.load(prefetch(canonical.chunks()) if canonical else prefetch(iter_chunks(file, on_progress)))

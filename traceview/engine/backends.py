@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -263,6 +264,42 @@ def resolve_shell(config: EngineConfig) -> str | None:
     if config.wasm_only:
         return None
     return shutil.which(SHELL_NAME)
+
+
+def wasm_build(config: EngineConfig, fed_bytes: int) -> tuple[Path, bool] | None:
+    """(module path, memory64) of the wasm build a load of ``fed_bytes`` would run; None for a native shell."""
+    if resolve_shell(config) is not None:
+        return None
+    memory64 = config.memory64 if config.memory64 is not None else fed_bytes > MEMORY64_THRESHOLD_BYTES
+    return bundled_ui_dir() / ("trace_processor_memory64.wasm" if memory64 else "trace_processor.wasm"), memory64
+
+
+def processor_ready(config: EngineConfig, fed_bytes: int = 0) -> bool:
+    """False when the wasm trace processor still has to be compiled (once, ~20 s) for such a load."""
+    from traceview.engine.wasm_host import is_compiled
+
+    build = wasm_build(config, fed_bytes)
+    return build is None or is_compiled(build[0], build[1], config.cache_dir)
+
+
+def compile_ahead(config: EngineConfig, fed_bytes: int) -> threading.Thread | None:
+    """Starts compiling the wasm build a load of about ``fed_bytes`` will need, on a thread, when it is
+    not cached yet: the compile then overlaps the JSON decode instead of following it."""
+    from traceview.engine.wasm_host import compile_module
+
+    build = wasm_build(config, fed_bytes)
+    if build is None or config.cache_dir is None or processor_ready(config, fed_bytes):
+        return None
+
+    def run() -> None:
+        try:
+            compile_module(build[0], build[1], config.cache_dir)
+        except Exception:  # the load compiles again, and reports what goes wrong there
+            pass
+
+    thread = threading.Thread(target=run, name="traceview-compile", daemon=True)
+    thread.start()
+    return thread
 
 
 def select_backend(config: EngineConfig, fed_bytes: int) -> Backend:

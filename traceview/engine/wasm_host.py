@@ -19,6 +19,7 @@ import ctypes
 import hashlib
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,8 @@ def load_module(engine: wasmtime.Engine, wasm_path: Path, cache_dir: Path | None
     """Compiles the wasm once and keeps the native code on disk.
 
     Compiling the 11 MB module takes seconds; deserializing the cached artefact
-    takes milliseconds. The cache file is written atomically (temp + rename).
+    takes milliseconds. The cache file is written atomically: a temporary file
+    of its own (unique per process and thread), renamed into place.
     """
     if cache_dir is None:
         return wasmtime.Module.from_file(engine, str(wasm_path))
@@ -111,14 +113,32 @@ def load_module(engine: wasmtime.Engine, wasm_path: Path, cache_dir: Path | None
         except Exception:  # stale or from another wasmtime build: recompile
             cached.unlink(missing_ok=True)
     module = wasmtime.Module.from_file(engine, str(wasm_path))
+    leftover = None
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(module.serialize())
-        os.replace(tmp, cached)
+        with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=cached.name + ".", suffix=".tmp",
+                                         delete=False) as tmp:
+            leftover = tmp.name
+            tmp.write(module.serialize())
+        os.replace(tmp.name, cached)
+        leftover = None
     except OSError:
         pass  # a read-only cache dir only costs compile time
+    finally:
+        if leftover is not None:
+            Path(leftover).unlink(missing_ok=True)
     return module
+
+
+def is_compiled(wasm_path: Path, memory64: bool, cache_dir: Path | None) -> bool:
+    """Whether the compiled module is on disk (a load then starts in milliseconds)."""
+    return cache_dir is not None and _module_cache_path(wasm_path, cache_dir, memory64).exists()
+
+
+def compile_module(wasm_path: Path, memory64: bool, cache_dir: Path) -> None:
+    """Compiles the module into the cache (what the first load would do), e.g. on a thread
+    while the trace is being decoded."""
+    load_module(wasmtime.Engine(_engine_config(memory64, cache_dir)), wasm_path, cache_dir)
 
 
 def _c_string(state: _HostState, store: wasmtime.Store, ptr: int) -> str:
