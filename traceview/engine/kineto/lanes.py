@@ -25,11 +25,18 @@ from traceview.engine.kineto.kinds import YIELDING_KINDS
 _DISPLACED = -2
 
 
-def nest(track: np.ndarray, start: np.ndarray, dur: np.ndarray, kind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+# Tracks at least this long are nested in the decoding pool's processes, side by side.
+POOL_TRACK_EVENTS = 100_000
+
+
+def nest(track: np.ndarray, start: np.ndarray, dur: np.ndarray, kind: np.ndarray,
+         pool=None) -> tuple[np.ndarray, np.ndarray]:
     """Lane (0 = the track itself) and parent (index, -1 at the top) of every event.
 
     Arrays are aligned, one element per event, in file order. Within a lane the
     events nest properly, and the parent is the one the processor will assign.
+    Tracks are independent: with ``pool`` (``submit(fn, *args) -> Future``), long
+    ones are nested in other processes at the same time.
     """
     n = len(track)
     lane = np.zeros(n, dtype=np.int32)
@@ -38,14 +45,17 @@ def nest(track: np.ndarray, start: np.ndarray, dur: np.ndarray, kind: np.ndarray
         return lane, parent
     order = np.lexsort((np.arange(n), -dur, start, track))
     yields = np.isin(kind, list(YIELDING_KINDS))
-    for group in np.split(order, np.flatnonzero(np.diff(track[order])) + 1):
-        lanes, parents = _nest_track(start[group], dur[group], yields[group])
+    groups = np.split(order, np.flatnonzero(np.diff(track[order])) + 1)
+    remote = {i: pool.submit(nest_track, start[g], dur[g], yields[g]) for i, g in enumerate(groups)
+              if pool is not None and len(g) >= POOL_TRACK_EVENTS}
+    for i, group in enumerate(groups):
+        lanes, parents = remote[i].result() if i in remote else nest_track(start[group], dur[group], yields[group])
         lane[group] = lanes
         parent[group] = np.where(parents >= 0, group[np.maximum(parents, 0)], -1)
     return lane, parent
 
 
-def _nest_track(start: np.ndarray, dur: np.ndarray, yields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def nest_track(start: np.ndarray, dur: np.ndarray, yields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lanes and parents (positions within the track) of one track's events, given in processor order."""
     m = len(start)
     lanes = np.zeros(m, dtype=np.int32)

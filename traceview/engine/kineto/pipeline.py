@@ -37,7 +37,7 @@ import msgspec
 import numpy as np
 
 from traceview.engine.kineto.ids import CanonicalIds
-from traceview.engine.kineto.kinds import ANNOTATION, CPU_OP, GPU_KINDS, LAUNCH, PYTHON
+from traceview.engine.kineto.kinds import ANNOTATION, CPU_OP, GPU_KINDS, LAUNCH, MEMSET, PYTHON
 from traceview.engine.kineto.lanes import nest
 from traceview.engine.kineto.ledger import Ledger
 from traceview.engine.kineto.piece import Piece, PieceError, PieceOptions, decode_piece, first_timestamp_ns, id_text
@@ -167,11 +167,13 @@ def _scope_correlations(kind: np.ndarray, track: np.ndarray, ts: np.ndarray, cor
     launch = np.flatnonzero((kind == LAUNCH) & (corr >= 0))
     if launch.size == 0:
         return {}, 0
-    pids = [pid for pid, _ in tracks]
-    pid_code = {pid: i for i, pid in enumerate(dict.fromkeys(pids[t] for t in track[launch].tolist()))}
+    launch_tracks = np.unique(track[launch])
+    pid_code = {pid: i for i, pid in enumerate(dict.fromkeys(tracks[t][0] for t in launch_tracks.tolist()))}
     if len(pid_code) < 2:
         return {}, 0
-    launch_pid = np.array([pid_code[pids[t]] for t in track[launch].tolist()], dtype=np.int64)
+    track_code = np.zeros(len(tracks), dtype=np.int64)
+    track_code[launch_tracks] = [pid_code[tracks[t][0]] for t in launch_tracks.tolist()]
+    launch_pid = track_code[track[launch]]
     pairs = np.unique(np.stack([corr[launch], launch_pid]), axis=1)
     ids, counts = np.unique(pairs[0], return_counts=True)
     if not (counts > 1).any():
@@ -196,9 +198,21 @@ def _scope_correlations(kind: np.ndarray, track: np.ndarray, ts: np.ndarray, cor
     return changes, len(np.unique(pairs[1][np.isin(pairs[0], ids[counts > 1])]))
 
 
+_LOOKUP_TABLE_MAX = 1 << 26  # correlation ids below this are looked up in a table (64 MB at most)
+
+
 def _launches_with_gpu_work(kind: np.ndarray, corr: np.ndarray) -> np.ndarray:
-    gpu = np.isin(kind, GPU_KINDS)
-    return (kind == LAUNCH) & (corr >= 0) & np.isin(corr, np.unique(corr[gpu & (corr >= 0)]))
+    """The launch calls whose correlation id some GPU event carries."""
+    gpu_corr = corr[(kind <= MEMSET) & (corr >= 0)]  # GPU kinds are the smallest codes
+    launch = np.flatnonzero((kind == LAUNCH) & (corr >= 0))
+    out = np.zeros(len(kind), dtype=bool)
+    if int(corr.max(initial=-1)) < _LOOKUP_TABLE_MAX:  # a table beats sorting
+        seen = np.zeros(int(corr.max(initial=-1)) + 1, dtype=bool)
+        seen[gpu_corr] = True
+        out[launch] = seen[corr[launch]]
+    else:
+        out[launch] = np.isin(corr[launch], gpu_corr)
+    return out
 
 
 def _lean_keep(kind: np.ndarray, launches: np.ndarray, named: np.ndarray, parent: np.ndarray) -> np.ndarray:
@@ -215,12 +229,12 @@ def _lean_keep(kind: np.ndarray, launches: np.ndarray, named: np.ndarray, parent
 
 
 def _nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, kind: np.ndarray,
-          among: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+          among: np.ndarray | None, pool) -> tuple[np.ndarray, np.ndarray]:
     """lanes.nest over the events ``among`` selects (all when None); the others get lane 0, no parent."""
     if among is None:
-        return nest(track, ts, dur, kind)
+        return nest(track, ts, dur, kind, pool)
     index = np.flatnonzero(among)
-    lane, parent = nest(track[index], ts[index], dur[index], kind[index])
+    lane, parent = nest(track[index], ts[index], dur[index], kind[index], pool)
     full_lane = np.zeros(len(kind), dtype=np.int32)
     full_parent = np.full(len(kind), -1, dtype=np.int64)
     full_lane[index] = lane
@@ -228,7 +242,7 @@ def _nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, kind: np.ndarray,
     return full_lane, full_parent
 
 
-def _plan(pieces: list[Piece], lean: bool, ledger: Ledger) -> _Plan:
+def _plan(pieces: list[Piece], lean: bool, ledger: Ledger, pool=None) -> _Plan:
     sizes = [len(p.kind) for p in pieces]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     cat = (lambda name: np.concatenate([getattr(p, name) for p in pieces]) if pieces else np.zeros(0, np.int64))
@@ -243,10 +257,10 @@ def _plan(pieces: list[Piece], lean: bool, ledger: Ledger) -> _Plan:
                     "launch call of the same id that precedes it, in its own process")
     launches = _launches_with_gpu_work(kind, corr)
     if lean:  # a launch call with no GPU work is never fed: it need not be nested either
-        lane, parent = _nest(track, ts, dur, kind, among=(kind != LAUNCH) | launches)
+        lane, parent = _nest(track, ts, dur, kind, (kind != LAUNCH) | launches, pool)
         keep = _lean_keep(kind, launches, named.astype(bool), parent)
     else:
-        lane, parent = _nest(track, ts, dur, kind, among=None)
+        lane, parent = _nest(track, ts, dur, kind, None, pool)
         keep = np.ones(len(kind), dtype=bool)
     ledger.record_plan(kind, keep, lane, launches)
     return _Plan(offsets, keep, lane, track, tracks, new_corr)
@@ -355,14 +369,14 @@ class CanonicalJson:
         pool = _executor(workers)
         try:
             self.base_ns, pieces = self._decode(source, options, pool, workers)
+            for p in pieces:
+                self.ledger.add_piece(p)
+            if not pieces or self.ledger.events == 0:
+                raise TraceLoadError(path, "JSON holds no Chrome/Kineto trace events")
+            plan = _plan(pieces, options.lean, self.ledger, pool)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        for p in pieces:
-            self.ledger.add_piece(p)
-        if not pieces or self.ledger.events == 0:
-            raise TraceLoadError(path, "JSON holds no Chrome/Kineto trace events")
         metadata = [m for p in pieces for m in p.metadata]
-        plan = _plan(pieces, options.lean, self.ledger)
         self.fed_bytes = _fed_bytes(pieces, plan)
         self._emitter = _Emitter(pieces, plan, metadata)
 
