@@ -200,3 +200,17 @@ def test_sorted_keys_move_ph_last(tmp_path: Path) -> None:
     path = tmp_path / "sorted.json"
     path.write_text(json.dumps({"traceEvents": events}, separators=(",", ":")))
     assert analyze(path).steps.launches.tolist() == [1]
+
+
+def test_strict_flag_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from traceview.cli.app import run
+
+    events = [x("user_annotation", "ProfilerStep#1", 0, 1000)] + launch_and_kernel(1, 10, 100, 5)
+    events.append(x("kernel", "k", None, 5, pid=GPU_PID, tid=STREAM, correlation=2))  # "ts": null
+    path = write_trace(tmp_path / "null_ts.json", events)
+    assert run(["counts", str(path), "--no-cache", "-f", "json"]) == 0
+    assert "1 kernel of 2 was not imported (1 without a usable ts)" in capsys.readouterr().err
+    assert run(["counts", str(path), "--no-cache", "--strict"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [
+        f"traceview: {path}: --strict: 1 kernel of 2 was not imported (1 without a usable ts)"]

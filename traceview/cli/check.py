@@ -12,9 +12,10 @@ from traceview.analyses.expectations import Expectation, gather, known_names
 from traceview.analyses.summary import Side, summarize
 from traceview.batch import BatchConfig, analyze_runs, expand_runs
 from traceview.cli.app import app
+from traceview.engine import EngineConfig
 from traceview.cli.common import analyze_with_progress, engine_config
 from traceview.cli.options import (AddressOpt, ExecutorOpt, JobsOpt, NoCacheOpt, OutputOpt, QuietOpt, RulesOpt,
-                                   SkipOpt, StepMarkerOpt, TpBinOpt)
+                                   SkipOpt, StepMarkerOpt, StrictOpt, TpBinOpt)
 from traceview.cli.output_formats import (ReportFormat, emit, finish, finish_many, render_check,
                                           render_check_many)
 from traceview.cli.render import count_progress, stderr, stdout
@@ -55,9 +56,9 @@ def expectations(expect: list[str] | None, files: list[Path] | None, rules: Path
 
 
 def load_side(path: Path, label: str | None, skip: int, step_marker: str | None, rules: Path | None,
-              tp_bin: str | None, quiet: bool, no_cache: bool = False) -> Side:
+              engine: EngineConfig, quiet: bool, no_cache: bool = False) -> Side:
     """Counts a trace (or each rank's trace in a directory) with a progress bar, then summarizes it."""
-    ranks = [analyze_with_progress(file, step_marker, rules, tp_bin, quiet, no_cache) for file in trace_files(path)]
+    ranks = [analyze_with_progress(file, step_marker, rules, engine, quiet, no_cache) for file in trace_files(path)]
     return summarize(ranks, skip, label, str(path))
 
 
@@ -74,6 +75,7 @@ def check_command(
     label: Annotated[Optional[str], typer.Option("--label", help="Name of the run in reports (default: file name; "
                                                                  "one run only). Example: --label nightly")] = None,
     tp_bin: TpBinOpt = None,
+    strict: StrictOpt = False,
     quiet: QuietOpt = False,
     no_cache: NoCacheOpt = False,
     jobs: JobsOpt = None,
@@ -98,14 +100,14 @@ def check_command(
         raise TraceviewError(None, "check needs at least one --expect or --expect-file")
     runs = expand_runs(traces)
     if len(runs) == 1:
-        side = load_side(runs[0], label, skip, step_marker, rules, tp_bin, quiet, no_cache)
+        side = load_side(runs[0], label, skip, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
         result = check_side(side, wanted)
         emit(render_check(side, result, fmt, skip), output, stdout)
         return finish(result, side.warnings, quiet, stderr)
     if label is not None:
         raise typer.BadParameter(f"names one run, but {len(runs)} runs were given (each is named after its file)",
                                  param_hint="--label")
-    batch = BatchConfig(step_marker, rules, engine_config(tp_bin), use_cache=not no_cache)
+    batch = BatchConfig(step_marker, rules, engine_config(tp_bin, strict), use_cache=not no_cache)
     with count_progress(quiet, f"counting {len(runs)} runs") as on_progress:
         counted = analyze_runs(runs, jobs, executor, address, batch, on_progress)
     checks = check_runs(counted, wanted, skip)

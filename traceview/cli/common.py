@@ -11,8 +11,9 @@ from traceview.cache import cached_analyze, wasm_dir
 from traceview.model.counts import LaunchCounts
 
 
-def engine_config(tp_bin: str | None) -> EngineConfig:
-    return EngineConfig(tp_bin=tp_bin, cache_dir=wasm_dir())
+def engine_config(tp_bin: str | None, strict: bool = False) -> EngineConfig:
+    """The engine settings a command's --tp-bin and --strict flags ask for."""
+    return EngineConfig(tp_bin=tp_bin, cache_dir=wasm_dir(), strict=strict)
 
 
 def _loading(path: Path, config: EngineConfig) -> str:
@@ -21,17 +22,15 @@ def _loading(path: Path, config: EngineConfig) -> str:
     return f"loading {path.name}{first_run}"
 
 
-def load(path: Path, tp_bin: str | None, quiet: bool) -> Trace:
+def load(path: Path, engine: EngineConfig, quiet: bool) -> Trace:
     """Opens one trace with a progress bar (stderr, TTY only, after ~1 s)."""
-    config = engine_config(tp_bin)
-    with load_progress(quiet, _loading(path, config)) as on_progress:
-        return open_trace(path, config, on_progress)
+    with load_progress(quiet, _loading(path, engine)) as on_progress:
+        return open_trace(path, engine, on_progress)
 
 
-def analyze_with_progress(path: Path, step_marker: str | None, rules: Path | None, tp_bin: str | None,
+def analyze_with_progress(path: Path, step_marker: str | None, rules: Path | None, engine: EngineConfig,
                           quiet: bool, no_cache: bool = False) -> LaunchCounts:
     """``cache.cached_analyze`` (``model.counts.analyze`` behind the result cache) with the CLI's
     engine config and progress bar."""
-    config = engine_config(tp_bin)
-    with load_progress(quiet, _loading(path, config)) as on_progress:
-        return cached_analyze(path, step_marker, rules, config, on_progress, use_cache=not no_cache)
+    with load_progress(quiet, _loading(path, engine)) as on_progress:
+        return cached_analyze(path, step_marker, rules, engine, on_progress, use_cache=not no_cache)

@@ -15,7 +15,7 @@ from traceview.batch import BatchConfig, analyze_many, expand_paths
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress, engine_config
 from traceview.cli.options import (AddressOpt, ExecutorOpt, FrameFormatOpt, JobsOpt, NoCacheOpt, OutputOpt,
-                                   QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt)
+                                   QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, StrictOpt, TpBinOpt)
 from traceview.cli.render import count_progress, stderr, stdout, write_output
 from traceview.model.counts import LaunchCounts, counts_document
 
@@ -68,6 +68,7 @@ def counts_command(
     fmt: FrameFormatOpt = "table",
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
+    strict: StrictOpt = False,
     quiet: QuietOpt = False,
     no_cache: NoCacheOpt = False,
     jobs: JobsOpt = None,
@@ -89,10 +90,10 @@ def counts_command(
     files = expand_paths(traces)
     labels = rank_names(files)  # e.g. rank0 of two runs: falls back to the paths
     if len(files) == 1:
-        found = [analyze_with_progress(files[0], step_marker, rules, tp_bin, quiet, no_cache)]
+        found = [analyze_with_progress(files[0], step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)]
         labels = [str(files[0])]
     else:
-        batch = BatchConfig(step_marker, rules, engine_config(tp_bin), use_cache=not no_cache)
+        batch = BatchConfig(step_marker, rules, engine_config(tp_bin, strict), use_cache=not no_cache)
         with count_progress(quiet, "counting traces") as on_progress:
             found = list(analyze_many(files, jobs, executor, address, batch, on_progress).values())
     per_rank = dict(zip(labels, found))

@@ -10,8 +10,9 @@ import typer
 from traceview.analyses.check import check_diff
 from traceview.analyses.diff import diff_sides
 from traceview.cli.app import app
+from traceview.cli.common import engine_config
 from traceview.cli.check import ExpectFileOpt, ExpectOpt, FormatOpt, expectations, load_side, run_argument
-from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
+from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, StrictOpt, TpBinOpt
 from traceview.cli.output_formats import ReportFormat, emit, finish, render_diff
 from traceview.cli.render import stderr, stdout
 
@@ -36,6 +37,7 @@ def diff_command(
     top: Annotated[int, typer.Option("--top", min=0, help="Kernels to list whose count per step changed most. "
                                                           "Example: --top 20")] = 10,
     tp_bin: TpBinOpt = None,
+    strict: StrictOpt = False,
     quiet: QuietOpt = False,
     no_cache: NoCacheOpt = False,
 ) -> int:
@@ -50,7 +52,7 @@ def diff_command(
       traceview diff before_tp4/ after_tp4/ --expect-file deepseek_v32_decode --skip 3 --format junit -o diff.xml
     """
     wanted = expectations(expect, expect_file, rules, "delta")
-    sides = [load_side(path, label, skip, step_marker, rules, tp_bin, quiet, no_cache)
+    sides = [load_side(path, label, skip, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
              for path, label in ((before, label_before), (after, label_after))]
     diff = diff_sides(*sides)
     result = check_diff(diff, wanted)

@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from traceview.cli.app import app
-from traceview.cli.common import load
-from traceview.cli.options import OutputOpt, QuietOpt, TpBinOpt, TraceArg
+from traceview.cli.common import engine_config, load
+from traceview.cli.options import OutputOpt, QuietOpt, StrictOpt, TpBinOpt, TraceArg
 from traceview.cli.render import stdout, write_output
 from traceview.model.describe import describe
 
@@ -21,6 +21,7 @@ def info_command(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table|json")] = "table",
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
+    strict: StrictOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Describe TRACE: format, size, engine, events, kernels, devices, time span, step markers.
@@ -31,7 +32,7 @@ def info_command(
     """
     if fmt not in ("table", "json"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use table or json", param_hint="--format")
-    with load(trace, tp_bin, quiet) as loaded:
+    with load(trace, engine_config(tp_bin, strict), quiet) as loaded:
         facts = describe(loaded)
     if fmt == "json" or output is not None:
         write_output(json.dumps(facts, indent=2), output)

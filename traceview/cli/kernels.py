@@ -8,9 +8,9 @@ import typer
 from rich.table import Table
 
 from traceview.cli.app import app
-from traceview.cli.common import analyze_with_progress
+from traceview.cli.common import analyze_with_progress, engine_config
 from traceview.cli.options import (FrameFormatOpt, NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt,
-                                   StepMarkerOpt, TpBinOpt, TraceArg)
+                                   StepMarkerOpt, StrictOpt, TpBinOpt, TraceArg)
 from traceview.cli.render import stdout, write_frame
 
 
@@ -24,6 +24,7 @@ def kernels_command(
     fmt: FrameFormatOpt = "table",
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
+    strict: StrictOpt = False,
     quiet: QuietOpt = False,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -33,7 +34,7 @@ def kernels_command(
       traceview kernels sample_traces/demo_eager_before.pt.trace.json.gz -c cast
       traceview kernels trace.json.gz --skip 2 --format csv -o kernels.csv
     """
-    counts = analyze_with_progress(trace, step_marker, rules, tp_bin, quiet, no_cache)
+    counts = analyze_with_progress(trace, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
     kernels = counts.kernels(skip)
     if category is not None:
         if category not in counts.categories:

@@ -13,6 +13,10 @@ TraceArg = Annotated[Path, typer.Argument(help="Trace file: Kineto/Chrome JSON o
 TpBinOpt = Annotated[Optional[str], typer.Option("--tp-bin", envvar="TRACEVIEW_TP_BIN",
                                                  help="Native trace_processor_shell to use instead of the bundled "
                                                       "wasm one. Example: --tp-bin ~/bin/trace_processor_shell")]
+StrictOpt = Annotated[bool, typer.Option(
+    "--strict", envvar="TRACEVIEW_STRICT",
+    help="Exit 2 when a GPU event or launch call of the trace does not reach the processor (a warning "
+         "otherwise). Example: --strict, or TRACEVIEW_STRICT=1 in CI")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar on stderr.")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o",
                                                    help="Write the result here (atomically) instead of stdout. "

@@ -12,8 +12,9 @@ from traceview.analyses.diff import diff_sides
 from traceview.analyses.summary import summarize
 from traceview.cli.app import app
 from traceview.cli.check import ExpectFileOpt, ExpectOpt, expectations
-from traceview.cli.common import analyze_with_progress
-from traceview.cli.options import NoCacheOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
+from traceview.engine import EngineConfig
+from traceview.cli.common import analyze_with_progress, engine_config
+from traceview.cli.options import NoCacheOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, StrictOpt, TpBinOpt
 from traceview.cli.output_formats import finish
 from traceview.cli.render import stderr, write_output
 from traceview.errors import TraceviewError
@@ -34,9 +35,9 @@ def _label(flag: str, what: str) -> object:
                         show_default=False)
 
 
-def _load(path: Path, step_marker: str | None, rules: Path | None, tp_bin: str | None,
+def _load(path: Path, step_marker: str | None, rules: Path | None, engine: EngineConfig,
           quiet: bool, no_cache: bool = False) -> list[LaunchCounts]:
-    return [analyze_with_progress(file, step_marker, rules, tp_bin, quiet, no_cache) for file in trace_files(path)]
+    return [analyze_with_progress(file, step_marker, rules, engine, quiet, no_cache) for file in trace_files(path)]
 
 
 def _check_output(output: Path) -> None:
@@ -62,6 +63,7 @@ def report_command(
     label_after: Annotated[Optional[str], _label("--label-after", "AFTER")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Kernels listed and plotted. Example: --top 40")] = 25,
     tp_bin: TpBinOpt = None,
+    strict: StrictOpt = False,
     quiet: QuietOpt = False,
     no_cache: NoCacheOpt = False,
 ) -> int:
@@ -86,13 +88,13 @@ def report_command(
     options = ReportOptions(skip=skip, top_kernels=top, rules=str(rules) if rules else "packaged categories.toml")
     if len(runs) == 1:
         wanted = expectations(expect, expect_file, rules, "value")
-        counts = _load(runs[0], step_marker, rules, tp_bin, quiet, no_cache)
+        counts = _load(runs[0], step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
         side = summarize(counts, skip, label, str(runs[0]))
         result = check_side(side, wanted)
         html, warnings = trace_report(side, counts, result.findings, options), side.warnings
     else:
         wanted = expectations(expect, expect_file, rules, "delta")
-        before, after = (_load(p, step_marker, rules, tp_bin, quiet, no_cache) for p in runs)
+        before, after = (_load(p, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache) for p in runs)
         diff = diff_sides(summarize(before, skip, label_before, str(runs[0])),
                           summarize(after, skip, label_after, str(runs[1])))
         result = check_diff(diff, wanted)

@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from traceview.cli.app import app
-from traceview.cli.common import load
-from traceview.cli.options import OutputOpt, QuietOpt, TpBinOpt, TraceArg
+from traceview.cli.common import engine_config, load
+from traceview.cli.options import OutputOpt, QuietOpt, StrictOpt, TpBinOpt, TraceArg
 from traceview.cli.render import stdout, write_frame, write_output
 
 
@@ -20,6 +20,7 @@ def sql_command(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table|csv|json")] = "table",
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
+    strict: StrictOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Run a PerfettoSQL query on TRACE and print the rows.
@@ -30,7 +31,7 @@ def sql_command(
     """
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, csv or json", param_hint="--format")
-    with load(trace, tp_bin, quiet) as loaded:
+    with load(trace, engine_config(tp_bin, strict), quiet) as loaded:
         frame = loaded.query(query)
     if output is not None and fmt == "table":
         write_output(frame.to_string(index=False), output)

@@ -7,9 +7,9 @@ import pandas as pd
 from rich.table import Table
 
 from traceview.cli.app import app
-from traceview.cli.common import analyze_with_progress
+from traceview.cli.common import analyze_with_progress, engine_config
 from traceview.cli.options import (FrameFormatOpt, NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, StepMarkerOpt,
-                                   TpBinOpt, TraceArg)
+                                   StrictOpt, TpBinOpt, TraceArg)
 from traceview.cli.render import stderr, stdout, write_frame
 
 
@@ -21,6 +21,7 @@ def steps_command(
     fmt: FrameFormatOpt = "table",
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
+    strict: StrictOpt = False,
     quiet: QuietOpt = False,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -30,7 +31,7 @@ def steps_command(
       traceview steps sample_traces/demo_vllm_eager_before.pt.trace.json.gz
       traceview steps trace.json.gz --step-marker '^step\\[DECODE' --format csv -o steps.csv
     """
-    counts = analyze_with_progress(trace, step_marker, rules, tp_bin, quiet, no_cache)
+    counts = analyze_with_progress(trace, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
     for warning in counts.warnings:
         stderr.print(f"warning: {counts.path}: {warning}", markup=False, highlight=False)
     steps = counts.steps
