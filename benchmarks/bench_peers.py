@@ -1,24 +1,31 @@
-"""traceview next to its peers on the same Kineto traces: HolisticTraceAnalysis, a bare orjson.loads.
+"""traceview next to its peers on the same Kineto traces: HolisticTraceAnalysis, orjson + Python, a bare orjson.loads.
 
-For each generated trace (``benchmarks/gen_kineto.py``; 100 MB, 500 MB, 1 GB by
-default) every tool runs in a fresh process, one at a time, and we record the
-process's wall time, CPU time (user + sys) and peak RSS (``os.wait4``'s rusage
-of that one child). The tools:
+Two trace shapes, each at 100 MB, 500 MB, 1 GB and 2.5 GB by default: *real*
+(``benchmarks/realshape.py``: a real public A100 trace's events replicated to the
+size) and *generated* (``benchmarks/gen_kineto.py``). On each trace every tool
+runs in a fresh process, one at a time, and we record the process's wall time,
+CPU time (user + sys) and peak RSS (``os.wait4``'s rusage of that one child).
+The tools:
 
 - ``orjson``: ``orjson.loads`` of the file's bytes, the floor of any JSON reader;
-- ``hta``: ``TraceAnalysis(trace_dir=<dir holding only this file>)`` plus the
-  per-step kernel counts read from the frame it builds;
+- ``orjson_count``: ``orjson.loads`` plus plain Python computing the same per-step
+  kernel counts (ProfilerStep windows, launch calls joined on correlation id);
 - ``traceview_cold``: ``traceview.model.counts.analyze(path)`` (the compiled
   wasm module is cached by a warm-up run first; no result cache is involved);
 - ``traceview_fill`` / ``traceview_warm``: ``traceview.cache.cached_analyze``
   twice, in two processes, against an empty result cache: the first computes
-  and stores, the second is the cache hit a rerun gets.
+  and stores, the second is the cache hit a rerun gets;
+- ``hta``: ``TraceAnalysis(trace_dir=<dir holding only this file>)`` plus the
+  per-step kernel counts read from the frame it builds (skipped above --hta-max).
 
-HTA's and traceview's per-step kernel counts are compared with each other and
-with the generator's ``<trace>.expected.json``.
+The per-step kernel counts of every counting tool are compared with each other
+and with the trace's ``<trace>.expected.json``. The *ranks* scenario counts N
+hard links of one real-shaped trace with the CLI, one rank alone and then the
+directory with ``--jobs N``.
 
-    python -m benchmarks.bench_peers                          # all sizes, all tools
-    python -m benchmarks.bench_peers --sizes 100MB --tools orjson traceview_cold
+    python -m benchmarks.bench_peers                          # everything (an hour or more on 2 cores)
+    python -m benchmarks.bench_peers --shapes real --sizes 100MB --tools orjson_count traceview_cold
+    python -m benchmarks.bench_peers --scenarios ranks --ranks 8 --rank-size 500MB
     python -m benchmarks.bench_peers --render-only            # RESULTS.md from the last run's JSON
 """
 
@@ -29,25 +36,34 @@ import datetime
 import json
 import os
 import platform
-import re
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from bisect import bisect_right
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from benchmarks import gen_kineto
+from benchmarks import gen_kineto, realshape
+from benchmarks.peers_render import REPO, RESULTS_MD, render, write_section
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 DATA = HERE / "data"
-RESULTS_MD = HERE / "RESULTS.md"
+LOGS = DATA / "peers_logs"
 RESULTS_JSON = DATA / "peers_results.json"
-TOOLS = ("orjson", "traceview_cold", "traceview_fill", "traceview_warm", "hta")
-SIZES = ("100MB", "500MB", "1GB")
+TOOLS = ("orjson", "orjson_count", "traceview_cold", "traceview_fill", "traceview_warm", "hta")
+SHAPES = ("real", "generated")
+SIZES = ("100MB", "500MB", "1GB", "2.5GB")
+SCENARIOS = ("peers", "ranks")
+GENERATORS = {"real": (realshape, "realshape"), "generated": (gen_kineto, "kineto")}
 DEFAULT_TIMEOUT_S = 480  # "more than ~8 minutes" is recorded as such, not waited for
-SECTION = "## Peers"
+LAUNCH_CATS = ("cuda_runtime", "cuda_driver")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") >> 10
+# Peak RSS per byte of trace of the tools that hold the parsed file in Python objects (measured: 6.5-8.3),
+# with some margin: a tool that would not fit in the memory available is skipped, not run into the OOM killer.
+RSS_PER_BYTE = {"orjson": 8.5, "orjson_count": 8.5, "hta": 8.5}
 
 
 # ---------------------------------------------------------------- worker side (one tool, one process)
@@ -81,12 +97,49 @@ def _kernels_per_step_traceview(counts) -> dict[str, int]:
     return {str(name): int(per_step.get(step, 0)) for step, name in zip(counts.steps["step"], counts.steps["name"])}
 
 
+def kernels_per_step_orjson(path: Path) -> dict[str, int]:
+    """The count written by hand: ``orjson.loads`` of the whole file, one pass over the events, then a join.
+
+    Steps are the ProfilerStep#N user_annotation windows [ts, ts + dur); a kernel's launch call is the
+    cuda_runtime/cuda_driver event with its ``args.correlation``; the kernel counts in the step whose
+    window holds that call's ts.
+    """
+    import orjson
+
+    steps, launch_ts, kernel_corrs = [], {}, []
+    for event in orjson.loads(path.read_bytes())["traceEvents"]:
+        if event.get("ph") != "X":
+            continue
+        cat = event.get("cat")
+        if cat == "kernel":
+            kernel_corrs.append(event.get("args", {}).get("correlation"))
+        elif cat in LAUNCH_CATS:
+            corr = event.get("args", {}).get("correlation")
+            if corr is not None:
+                launch_ts[corr] = event["ts"]
+        elif cat == "user_annotation" and event["name"].startswith("ProfilerStep#"):
+            steps.append((event["ts"], event["ts"] + event["dur"], event["name"]))
+    steps.sort()
+    starts = [start for start, _, _ in steps]
+    per_step = {name: 0 for _, _, name in steps}
+    for corr in kernel_corrs:
+        ts = launch_ts.get(corr)
+        if ts is None:
+            continue  # no launch call in the trace: outside every step
+        i = bisect_right(starts, ts) - 1
+        if i >= 0 and ts < steps[i][1]:
+            per_step[steps[i][2]] += 1
+    return per_step
+
+
 def run_tool(tool: str, path: Path) -> dict:
     """Runs one tool on ``path`` in this process; returns what it found (per-step counts or event count)."""
     if tool == "orjson":
         import orjson
 
         return {"events": len(orjson.loads(path.read_bytes())["traceEvents"])}
+    if tool == "orjson_count":
+        return {"per_step": kernels_per_step_orjson(path)}
     if tool == "hta":
         return {"per_step": _kernels_per_step_hta(path)}
     if tool == "traceview_cold":
@@ -108,7 +161,7 @@ def _worker(tool: str, path: Path, out: Path) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- parent side (measure, compare, render)
+# ---------------------------------------------------------------- traces and their expected counts
 
 def cache_available() -> bool:
     """Whether traceview/cache.py (cached_analyze) exists in this checkout."""
@@ -119,18 +172,53 @@ def cache_available() -> bool:
     return True
 
 
-def ensure_trace(label: str) -> Path:
-    """benchmarks/data/kineto_<label>.json, generated unless an up-to-date one with its sidecar is there."""
-    path = DATA / f"kineto_{label}.json"
-    sidecar = Path(str(path) + ".expected.json")
-    target = gen_kineto.parse_size(label)
-    if path.exists() and sidecar.exists():
-        expected = json.loads(sidecar.read_text())
+def sidecar_of(path: Path) -> dict:
+    return json.loads(Path(str(path) + ".expected.json").read_text())
+
+
+def ensure_trace(label: str, shape: str = "generated") -> Path:
+    """benchmarks/data/<kineto|realshape>_<label>.json, generated unless an up-to-date one with its sidecar is there."""
+    module, prefix = GENERATORS[shape]
+    path = DATA / f"{prefix}_{label}.json"
+    target = module.parse_size(label)
+    if path.exists() and Path(str(path) + ".expected.json").exists():
+        expected = sidecar_of(path)
         if (expected.get("target_bytes") == target and expected.get("bytes") == path.stat().st_size
-                and expected.get("generator_version") == gen_kineto.GENERATOR_VERSION):
+                and expected.get("generator_version") == module.GENERATOR_VERSION):
             return path
-    gen_kineto.generate(path, target)
+    if shape == "real" and not realshape.SOURCE.exists():
+        raise SystemExit(f"{path} needs its source trace, which is missing: {realshape.SOURCE}")
+    DATA.mkdir(parents=True, exist_ok=True)
+    module.generate(path, target)
     return path
+
+
+def expected_counts(sidecar: dict) -> dict:
+    """Either generator's sidecar as compare() needs it.
+
+    ``kernels_per_step``: kernels per step name; ``gpu_per_step``: every GPU launch of the step (kernels,
+    memcpys, memsets: what traceview's ``total`` counts); ``outside``: GPU launches outside every step
+    (real shape only); ``steps`` and ``kernels``: totals.
+    """
+    columns = sidecar["per_step"]
+    if "step" in columns:  # gen_kineto: one list per count, in step order
+        kernels = dict(zip(columns["step"], columns["kernels"]))
+        gpu = {s: k + m for s, k, m in zip(columns["step"], columns["kernels"], columns["memcpy"])}
+        outside = None
+    else:  # realshape: {step name: {"kernel": n, "memcpy": n, "memset": n}}
+        kernels = {s: c["kernel"] for s, c in columns.items()}
+        gpu = {s: sum(c.values()) for s, c in columns.items()}
+        outside = sum(sidecar["outside_steps"].values())
+    return {"kernels_per_step": kernels, "gpu_per_step": gpu, "outside": outside, "steps": len(kernels),
+            "kernels": sum(kernels.values())}
+
+
+def compare(per_step: dict[str, int], want: dict[str, int]) -> dict:
+    """Per-step counts against the expected ones: steps that differ, missing or extra."""
+    differ = {s: [per_step.get(s, 0), n] for s, n in want.items() if per_step.get(s, 0) != n}
+    extra = sorted(set(per_step) - set(want))
+    return {"steps": len(want), "differ": len(differ), "first_differences": dict(list(differ.items())[:5]),
+            "extra_steps": extra[:5], "total": sum(per_step.values()), "expected_total": sum(want.values())}
 
 
 def _read_through(path: Path) -> None:
@@ -140,6 +228,8 @@ def _read_through(path: Path) -> None:
             pass
 
 
+# ---------------------------------------------------------------- measuring one process
+
 def _mem_available_mib() -> int:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
@@ -147,72 +237,121 @@ def _mem_available_mib() -> int:
     return -1
 
 
-def measure(tool: str, path: Path, timeout_s: float, env: dict[str, str], log: Path) -> dict:
-    """One fresh process running ``tool``; wall, CPU and peak RSS come from that child alone (wait4)."""
-    out = log.with_suffix(".json")
-    out.unlink(missing_ok=True)
-    record = {"tool": tool, "load_avg_before": round(os.getloadavg()[0], 2),
-              "mem_available_mib_before": _mem_available_mib()}
-    cmd = [sys.executable, "-m", "benchmarks.bench_peers", "--worker", tool, str(path), str(out)]
+def _tree_rss_kib(root: int) -> int:
+    """Summed resident memory of ``root`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KIB
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def measure_command(cmd: list[str], timeout_s: float, env: dict[str, str], log: Path, tree: bool = False) -> dict:
+    """One fresh process running ``cmd`` (output to ``log``); wall, CPU and peak RSS from that child (wait4).
+
+    CPU and ``ru_maxrss`` include the children it waited for (the maximum over them, not a sum); with
+    ``tree`` the whole process tree's summed RSS is also sampled every 0.25 s. On timeout the child's
+    process group (it runs in a session of its own) is killed.
+    """
+    record = {"load_avg_before": round(os.getloadavg()[0], 2), "mem_available_mib_before": _mem_available_mib()}
+    timed_out, peak_tree, sampled, waited = False, 0, 0.0, (0, 0, None)
     with log.open("w") as log_fh:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log_fh, stderr=subprocess.STDOUT)
-        timed_out = False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - start > timeout_s:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                timed_out = True
-                break
-            time.sleep(0.05)
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log_fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            while not (waited := os.wait4(proc.pid, os.WNOHANG))[0]:
+                now = time.perf_counter()
+                if tree and now - sampled >= 0.25:
+                    peak_tree, sampled = max(peak_tree, _tree_rss_kib(proc.pid)), now
+                if now - start > timeout_s:
+                    timed_out = True
+                    break
+                time.sleep(0.05)
+        finally:
+            if not waited[0]:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                waited = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+    _, status, usage = waited
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
     record.update(wall_s=round(wall, 2), cpu_s=round(usage.ru_utime + usage.ru_stime, 2),
                   peak_rss_mib=usage.ru_maxrss >> 10, exit_code=proc.returncode, timed_out=timed_out,
                   load_avg_after=round(os.getloadavg()[0], 2), log=str(log.relative_to(REPO)))
-    if proc.returncode == 0 and out.exists():
-        record.update(json.loads(out.read_text()))
-    else:
+    if tree:
+        record["peak_tree_rss_mib"] = max(peak_tree >> 10, record["peak_rss_mib"])
+    if proc.returncode != 0:
         record["error_tail"] = log.read_text(errors="replace").strip().splitlines()[-3:]
     return record
 
 
-def compare(per_step: dict[str, int], expected: dict) -> dict:
-    """Per-step kernel counts against the generator's: steps that differ, missing or extra."""
-    want = dict(zip(expected["per_step"]["step"], expected["per_step"]["kernels"]))
-    differ = {s: [per_step.get(s, 0), n] for s, n in want.items() if per_step.get(s, 0) != n}
-    extra = sorted(set(per_step) - set(want))
-    return {"steps": len(want), "differ": len(differ), "first_differences": dict(list(differ.items())[:5]),
-            "extra_steps": extra[:5], "total": sum(per_step.values()), "expected_total": sum(want.values())}
+def measure(tool: str, path: Path, timeout_s: float, env: dict[str, str], log: Path) -> dict:
+    """One fresh process running ``tool`` on ``path`` (this module's --worker); its record and what it found."""
+    out = log.with_suffix(".json")
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "benchmarks.bench_peers", "--worker", tool, str(path), str(out)]
+    record = {"tool": tool, **measure_command(cmd, timeout_s, env, log, tree=True)}
+    if record["exit_code"] == 0 and out.exists():
+        record.update(json.loads(out.read_text()))
+    elif "error_tail" not in record:
+        record["error_tail"] = log.read_text(errors="replace").strip().splitlines()[-3:]
+    return record
 
 
-def bench_size(label: str, tools: list[str], timeout_s: float) -> dict:
+# ---------------------------------------------------------------- the peers scenario
+
+def _skip_reason(tool: str, path: Path, label: str, hta_max: str) -> str | None:
+    """Why ``tool`` is not run on this trace, if it is not."""
+    if tool in ("traceview_fill", "traceview_warm") and not cache_available():
+        return "n/a (cache not available)"
+    if tool == "hta" and gen_kineto.parse_size(label) > gen_kineto.parse_size(hta_max):
+        return f"skipped: {label} > --hta-max {hta_max} (HTA holds 6-8× the file in RAM)"
+    need_mib = int(path.stat().st_size * RSS_PER_BYTE.get(tool, 0)) >> 20
+    if need_mib > (available := _mem_available_mib()) > 0:  # an OOM kill could take another process instead
+        return f"skipped: needs ~{need_mib:,} MiB ({RSS_PER_BYTE[tool]}× the file), {available:,} MiB available"
+    return None
+
+
+def bench_size(label: str, tools: list[str], timeout_s: float, shape: str = "generated",
+               hta_max: str = "1GB") -> dict:
     """All tools on one trace; the per-step counts are replaced by their comparison with expected.json."""
-    path = ensure_trace(label)
-    expected = json.loads(Path(str(path) + ".expected.json").read_text())
+    path = ensure_trace(label, shape)
+    sidecar = sidecar_of(path)
+    expected = expected_counts(sidecar)
     _read_through(path)
-    logs = DATA / "peers_logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-peers-cache-") as cache:
         env = {**os.environ, "TRACEVIEW_CACHE_DIR": cache}  # an empty result cache; the wasm module stays warm
         for tool in tools:
-            if tool in ("traceview_fill", "traceview_warm") and not cache_available():
-                results.append({"tool": tool, "skipped": "n/a (cache not available)"})
+            if reason := _skip_reason(tool, path, label, hta_max):
+                results.append({"tool": tool, "skipped": reason})
                 continue
-            record = measure(tool, path, timeout_s, env, logs / f"{path.stem}.{tool}.log")
+            record = measure(tool, path, timeout_s, env, LOGS / f"{path.stem}.{tool}.log")
             if "per_step" in record:
-                record["per_step_check"] = compare(record["per_step"], expected)
+                record["per_step_check"] = compare(record["per_step"], expected["kernels_per_step"])
             results.append(record)
-            print(json.dumps({k: v for k, v in record.items() if k != "per_step"}), flush=True)
+            print(json.dumps({"shape": shape, **{k: v for k, v in record.items() if k != "per_step"}}), flush=True)
     _cross_check(results)
     for record in results:
         record.pop("per_step", None)
-    return {"label": label, "path": str(path.relative_to(REPO)), "bytes": path.stat().st_size,
-            "steps": expected["steps"], "kernels": expected["totals"]["kernels"], "tools": results}
+    return {"shape": shape, "label": label, "path": str(path.relative_to(REPO)), "bytes": path.stat().st_size,
+            "copies": sidecar.get("copies"), "steps": expected["steps"], "kernels": expected["kernels"],
+            "hta_max": hta_max, "timeout_s": timeout_s, "tools": results}
 
 
 def _cross_check(results: list[dict]) -> None:
@@ -224,6 +363,95 @@ def _cross_check(results: list[dict]) -> None:
             record["differs_from_traceview_cold"] = sum(
                 base.get(s, 0) != record["per_step"].get(s, 0) for s in steps)
 
+
+# ---------------------------------------------------------------- the ranks scenario
+
+def _link_ranks(path: Path, directory: Path, n: int) -> str:
+    """rank0.json ... rank<n-1>.json in ``directory``: hard links of ``path``, or copies where linking fails."""
+    how = "hard links"
+    for rank in range(n):
+        target = directory / f"rank{rank}.json"
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
+            how = "copies"
+    return how
+
+
+def _cli_env(cache: Path, warm_up: Path, timeout_s: float) -> dict[str, str]:
+    """An empty result cache whose wasm/ is the user's compiled-module cache, warmed by one CLI run.
+
+    The CLI keeps its compiled module under $TRACEVIEW_CACHE_DIR/wasm, so an empty cache dir alone
+    would make it compile the module again; only the result cache is to be empty.
+    """
+    from traceview.engine.formats import default_cache_dir
+
+    modules = default_cache_dir() / "wasm"
+    modules.mkdir(parents=True, exist_ok=True)
+    try:
+        (cache / "wasm").symlink_to(modules, target_is_directory=True)
+    except OSError:
+        shutil.copytree(modules, cache / "wasm")
+    env = {**os.environ, "TRACEVIEW_CACHE_DIR": str(cache)}
+    out = LOGS / "ranks.warm_up.out.json"
+    cmd = [sys.executable, "-m", "traceview", "counts", str(warm_up), "--no-cache", "-f", "json", "-o", str(out)]
+    warm = measure_command(cmd, timeout_s, env, LOGS / "ranks.warm_up.log")
+    if warm["exit_code"] != 0:
+        raise RuntimeError(f"the CLI warm-up failed: {warm.get('error_tail')}")
+    for entry in cache.iterdir():  # whatever the warm-up left besides the modules
+        if entry.name == "wasm":
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return env
+
+
+def check_ranks(payload: dict, n: int, expected: dict) -> dict:
+    """The CLI's JSON against the sidecar: N traces, each with every step's GPU launches and those outside steps."""
+    docs = payload["ranks"] if "ranks" in payload else {Path(payload["trace"]).stem: payload}
+    mismatched = {}
+    for rank, doc in docs.items():
+        check = compare({s["name"]: s["total"] for s in doc["steps"]}, expected["gpu_per_step"])
+        if check["differ"] or check["extra_steps"] or doc["outside_steps"] != expected["outside"]:
+            mismatched[rank] = {**check, "outside_steps": [doc["outside_steps"], expected["outside"]]}
+    return {"traces": len(docs), "expected_traces": n, "matching": len(docs) - len(mismatched),
+            "steps": expected["steps"], "gpu_per_rank": sum(expected["gpu_per_step"].values()),
+            "outside_per_rank": expected["outside"], "first_mismatches": dict(list(mismatched.items())[:2])}
+
+
+def bench_ranks(n: int, label: str, timeout_s: float, warm_up: Path) -> dict:
+    """`traceview counts` on one rank, then on the directory of N ranks with --jobs N, in fresh processes."""
+    path = ensure_trace(label, "real")
+    expected = expected_counts(sidecar_of(path))
+    _read_through(path)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bench-peers-ranks-", dir=DATA) as ranks, \
+            tempfile.TemporaryDirectory(prefix="bench-peers-cache-") as cache:
+        how = _link_ranks(path, Path(ranks), n)
+        env = _cli_env(Path(cache), warm_up, timeout_s)
+        for run, target, shown, extra, count in (
+                ("one", Path(ranks) / "rank0.json", "rank0.json", [], 1),
+                ("all", Path(ranks), f"<dir of {n}>", ["--jobs", str(n)], n)):
+            out = LOGS / f"ranks.{run}.out.json"
+            out.unlink(missing_ok=True)
+            cmd = [sys.executable, "-m", "traceview", "counts", str(target), *extra, "--no-cache", "-f", "json",
+                   "-o", str(out)]
+            record = {"run": run, "label": "one rank" if run == "one" else f"all {n} ranks",
+                      "command": " ".join(["traceview counts", shown, *extra, "--no-cache -f json"]),
+                      **measure_command(cmd, timeout_s, env, LOGS / f"ranks.{run}.log", tree=True)}
+            if record["exit_code"] == 0 and out.exists():
+                record["check"] = check_ranks(json.loads(out.read_text()), count, expected)
+            runs.append(record)
+            print(json.dumps(record), flush=True)
+    return {"ranks": n, "label": label, "path": str(path.relative_to(REPO)), "bytes": path.stat().st_size,
+            "links": how, "steps": expected["steps"], "nproc": os.cpu_count(), "timeout_s": timeout_s, "runs": runs}
+
+
+# ---------------------------------------------------------------- main
 
 def machine() -> dict:
     """What the numbers were measured on."""
@@ -244,189 +472,74 @@ def machine() -> dict:
             "commit": commit, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-# ---------------------------------------------------------------- RESULTS.md
-
-TOOL_LABELS = {"orjson": "orjson.loads (floor)", "traceview_cold": "traceview cold",
-               "traceview_fill": "traceview, cache fill", "traceview_warm": "traceview warm (cache hit)",
-               "hta": "HolisticTraceAnalysis"}
-NOTES = """\
-How to read it: every row is one fresh `python` process, run one after another on an otherwise shared machine
-(the load average column says how busy it was; CPU time is the less disturbed number). *wall* includes interpreter
-start-up and imports; *CPU* is that process's user + sys time; *peak RSS* its `ru_maxrss` from `os.wait4`; the ×
-columns divide by traceview cold on the same trace. The trace file was read once before the first row, so every
-tool starts with it in the page cache.
-
-- **orjson.loads**: `orjson.loads(path.read_bytes())`, no analysis: the floor for any reader that builds Python
-  objects (its RSS holds the file's bytes and the parsed events together).
-- **traceview cold**: `traceview.model.counts.analyze(path)`: load into the wasm trace processor, find steps,
-  attribute and categorize every GPU event. The compiled wasm module was cached by a warm-up run; no result cache.
-- **traceview, cache fill / warm**: `traceview.cache.cached_analyze(path)` twice against an empty
-  `TRACEVIEW_CACHE_DIR`: the fill computes, hashes the file and writes the entry; *warm* is the next process,
-  which finds the file's SHA-256 remembered under the file's identity (inode, size, mtime, ctime; the fill hashed
-  every byte) and reads the entry back.
-- **HolisticTraceAnalysis**: `TraceAnalysis(trace_dir=<a directory holding only this trace>,
-  include_last_profiler_step=True)` (HTA's default drops the last step), with HTA's default parser backend
-  (`json.loads` of the whole file), then kernels (`cat == "kernel"`) grouped by the `iteration` column HTA assigns
-  while loading: a GPU event gets the ProfilerStep that holds the start of the CPU call sharing its correlation id.
-  Where HTA's time goes (cProfile of the 100 MB load): about half is that `iteration` column, because
-  `hta/common/trace.py: add_iteration` finds each CPU event's step with a Python loop over every step
-  (`df["ts"].apply(_get_profiler_step)`), so it grows with events × steps: 10× the trace is ~100× that stage.
-- **per-step kernels**: for each ProfilerStep, the GPU kernels (memcpys excluded) whose launching
-  runtime/driver call starts inside it, compared step by step with the generator's `<trace>.expected.json`
-  and between the tools. Runs longer than the limit are killed and shown as `> limit`."""
-
-
-def _ratio(value: float | None, base: float | None) -> str:
-    return f"{value / base:.2f}×" if value is not None and base else "–"
-
-
-# HTA logs the end of its own stages: json.loads, the events -> DataFrame build, then the whole parse
-# (which adds fwd/bwd links, correlation indices and step numbers to the frame).
-HTA_STAGES = (("json.loads done at", re.compile(r"^Parsed \S+ time = ([\d.]+) seconds")),
-              ("DataFrame at", re.compile(r"^Parsed \S+ backend=\S+ in ([\d.]+) seconds")),
-              ("links/correlation/steps at", re.compile(r"^Overall parsing of \S+ in ([\d.]+) seconds")))
-
-
-def hta_stages(log: Path) -> str:
-    """'json.loads done at 14 s, DataFrame at 28 s, ...': when HTA logged each stage's end (seconds since load start)."""
-    if not log.exists():
-        return ""
-    found = []
-    for line in log.read_text(errors="replace").splitlines():
-        for name, pattern in HTA_STAGES:
-            if match := pattern.match(line):
-                found.append(f"{name} {float(match.group(1)):.0f} s")
-    return ", ".join(found)
-
-
-def _check_cell(record: dict) -> str:
-    if "events" in record:
-        return f"n/a (parse only; {record['events']:,} events)"
-    stages = hta_stages(REPO / record["log"]) if record["tool"] == "hta" else ""
-    stages = f" (HTA's log: {stages})" if stages else ""
-    check = record.get("per_step_check")
-    if check is None:
-        return ("not finished" + stages) if record.get("timed_out") else "–"
-    if check["differ"] == 0 and not check["extra_steps"]:
-        text = f"= expected in all {check['steps']} steps ({check['total']:,} kernels)"
-    else:
-        first = ", ".join(f"{s}: {got} vs {want}" for s, (got, want) in check["first_differences"].items())
-        text = (f"**differs from expected in {check['differ']} of {check['steps']} steps** "
-                f"({check['total']:,} vs {check['expected_total']:,} kernels; {first}"
-                f"{'; extra steps ' + ', '.join(check['extra_steps']) if check['extra_steps'] else ''})")
-    if "differs_from_traceview_cold" in record:
-        n = record["differs_from_traceview_cold"]
-        text += "; = traceview cold" if n == 0 else f"; **differs from traceview cold in {n} steps**"
-    return text + stages
-
-
-def _row(record: dict, base: dict, size: int, timeout_s: float) -> str:
-    label = TOOL_LABELS.get(record["tool"], record["tool"])
-    if "skipped" in record:
-        return f"| {label} | {record['skipped']} | | | | | | | |"
-    done = record["exit_code"] == 0 and not record["timed_out"]
-    if not done and not record["timed_out"]:
-        failed = f"failed (exit {record['exit_code']})"
-        return f"| {label} | {failed} | | | | | | | {'; '.join(record.get('error_tail', []))[-200:]} |"
-    # A killed run's numbers are what it had used when killed: lower bounds.
-    at_least = "" if done else "≥ "
-    rss = record["peak_rss_mib"]
-    cells = [label, f"{record['wall_s']:.1f}" if done else f"> {timeout_s:.0f} (killed)",
-             at_least.replace("≥", ">") + _ratio(record["wall_s"], base.get("wall_s")),
-             at_least + f"{record['cpu_s']:.1f}", at_least + _ratio(record["cpu_s"], base.get("cpu_s")),
-             at_least + f"{rss:,}", at_least + f"{(rss << 20) / size:.2f}",
-             f"{record['load_avg_before']}→{record['load_avg_after']}", _check_cell(record)]
-    return "| " + " | ".join(cells) + " |"
-
-
-def _load_line(results: dict) -> str:
-    loads = [r[k] for e in results["sizes"] for r in e["tools"] for k in ("load_avg_before", "load_avg_after") if k in r]
-    if not loads:
-        return ""
-    span = f"1-minute load average {min(loads)}–{max(loads)} on {results['machine']['nproc']} CPUs during these runs"
-    if max(loads) < 1.5:  # the benchmark's own process is 1
-        return (f"The machine was otherwise idle ({span}). traceview's CPU time runs above its wall time: a reader "
-                "thread prepares the next chunk while the trace processor parses this one.")
-    return f"The machine was shared with other jobs ({span}), so wall times run above CPU times."
-
-
-def _header(results: dict) -> list[str]:
-    m, v = results["machine"], results["machine"]["versions"]
-    intro = ("traceview next to HolisticTraceAnalysis and a bare `orjson.loads`, on the Kineto traces of "
-             "`benchmarks/gen_kineto.py` (`python -m benchmarks.bench_peers`; raw numbers in "
-             "`benchmarks/data/peers_results.json`, logs in `benchmarks/data/peers_logs/`).")
-    where = (f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, {m['os']}; Python {m['python']}; "
-             f"traceview {v['traceview']} (each size names the commit it ran on), "
-             f"HolisticTraceAnalysis {v['holistictraceanalysis']}, orjson {v['orjson']}, pandas {v['pandas']}, "
-             f"numpy {v['numpy']}, wasmtime {v['wasmtime']}. Time limit per run: {results['timeout_s']:.0f} s. "
-             f"{_load_line(results)}")
-    return [SECTION, "", intro, "", where, ""]
-
-
-def _table(entry: dict, timeout_s: float) -> list[str]:
-    base = next((r for r in entry["tools"] if r["tool"] == "traceview_cold" and r.get("exit_code") == 0
-                 and not r.get("timed_out")), {})
-    title = (f"### {entry['label']} trace ({entry['bytes']:,} bytes, {entry['steps']} steps, "
-             f"{entry['kernels']:,} kernels), measured {entry['date']} on commit {entry.get('commit', '?')}")
-    head = ("| tool | wall s | × tv cold | CPU s | × tv cold (CPU) | peak RSS MiB | RSS / file size "
-            "| load avg | per-step kernels |")
-    rows = [_row(r, base, entry["bytes"], timeout_s) for r in entry["tools"]]
-    return [title, "", head, "|---|---:|---:|---:|---:|---:|---:|---|---|", *rows, ""]
-
-
-def render(results: dict) -> str:
-    """The Peers section of RESULTS.md."""
-    lines = _header(results)
-    for entry in results["sizes"]:
-        lines += _table(entry, results["timeout_s"])
-    return "\n".join([*lines, NOTES, ""])
-
-
-def write_section(text: str, path: Path = RESULTS_MD) -> None:
-    """Replaces the Peers section (from its heading to the next '## ' heading) and leaves the rest alone."""
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = current.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        new = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        new = "\n".join(lines[:start] + text.rstrip("\n").splitlines() + ([""] + lines[end:] if end < len(lines)
-                                                                          else [])) + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(new)
-    tmp.replace(path)
-
-
-# ---------------------------------------------------------------- main
-
 def _merge(old: dict | None, new_entry: dict) -> list[dict]:
-    """Sizes from earlier runs are kept unless this run measured them again."""
-    kept = [e for e in (old or {}).get("sizes", []) if e["label"] != new_entry["label"]]
+    """(shape, size) entries from earlier runs are kept unless this run measured them again."""
+    key = (new_entry.get("shape", "generated"), new_entry["label"])
+    kept = [e for e in (old or {}).get("sizes", []) if (e.get("shape", "generated"), e["label"]) != key]
     order = {label: i for i, label in enumerate(SIZES)}
-    return sorted(kept + [new_entry], key=lambda e: (order.get(e["label"], len(order)), e["bytes"]))
+    return sorted(kept + [new_entry], key=lambda e: (SHAPES.index(e.get("shape", "generated")),
+                                                     order.get(e["label"], len(order)), e["bytes"]))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _save(results: dict | None, timeout_s: float, entry: dict | None = None, ranks: dict | None = None) -> dict:
+    """The results with this entry (or ranks run) in, written to RESULTS_JSON; the rest of the old ones kept."""
+    now = machine()
+    stamp = {"date": now["date"], "commit": now["commit"]}  # the code the traceview rows ran: HEAD now
+    new = {"machine": now, "timeout_s": timeout_s,
+           "sizes": _merge(results, {**entry, **stamp}) if entry else (results or {}).get("sizes", []),
+           "ranks": {**ranks, **stamp} if ranks else (results or {}).get("ranks")}
+    RESULTS_JSON.write_text(json.dumps(new, indent=1))
+    return new
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=SHAPES,
+                        help="trace shapes for the peers scenario (default: %(default)s)")
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), help="trace sizes (default: %(default)s)")
     parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
+    parser.add_argument("--hta-max", default="1GB", help="skip HTA on traces above this size (default: %(default)s)")
+    parser.add_argument("--ranks", type=int, default=8, help="ranks in the ranks scenario (default: %(default)s)")
+    parser.add_argument("--rank-size", default="500MB", help="each rank's real-shaped trace (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per run before it is killed")
     parser.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md from the last JSON")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing RESULTS.md")
     parser.add_argument("--worker", nargs=3, metavar=("TOOL", "TRACE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    for size in (*args.sizes, args.hta_max, args.rank_size):
+        try:
+            gen_kineto.parse_size(size)
+        except ValueError as err:
+            parser.error(str(err))
+    if args.ranks < 1:
+        parser.error("--ranks must be at least 1")
+    return args
+
+
+def run(args: argparse.Namespace, results: dict | None) -> dict | None:
+    """Measures what the arguments ask for, saving the results after each trace."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    warm_up = ensure_trace("2MB")  # compiles and caches the wasm module, so "cold" means no result cache only
+    measure("traceview_cold", warm_up, args.timeout, dict(os.environ), DATA / "peers_warm_up.log")
+    if "peers" in args.scenarios:
+        for shape in args.shapes:
+            for label in args.sizes:
+                entry = bench_size(label, args.tools, args.timeout, shape, args.hta_max)
+                results = _save(results, args.timeout, entry=entry)
+    if "ranks" in args.scenarios:
+        results = _save(results, args.timeout, ranks=bench_ranks(args.ranks, args.rank_size, args.timeout, warm_up))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
     if args.worker:
         return _worker(args.worker[0], Path(args.worker[1]), Path(args.worker[2]))
     results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else None
     if not args.render_only:
-        warm_up = ensure_trace("2MB")  # compiles and caches the wasm module, so "cold" means no result cache only
-        measure("traceview_cold", warm_up, args.timeout, dict(os.environ), DATA / "peers_warm_up.log")
-        for label in args.sizes:
-            commit = machine()["commit"]  # the code the traceview rows run: HEAD when this size starts
-            entry = {**bench_size(label, args.tools, args.timeout), "date": machine()["date"], "commit": commit}
-            results = {"machine": machine(), "timeout_s": args.timeout, "sizes": _merge(results, entry)}
-            RESULTS_JSON.write_text(json.dumps(results, indent=1))
+        results = run(args, results)
     if results is None:
         print(f"{RESULTS_JSON}: no results yet", file=sys.stderr)
         return 2
@@ -434,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write:
         print(text)
     else:
-        write_section(text)
+        write_section(text, RESULTS_MD)
     return 0
 
 

@@ -105,3 +105,91 @@ def test_traceview_counts_match_sidecar(small_trace):
     # traceview's default rules file memcpy commands under "copy".
     assert per_step["copy"].tolist() == [a + b for a, b in zip(steps["copy"], steps["memcpy"])]
     assert counts.steps["graph_replayed"].tolist() == steps["graph_kernels"]
+
+
+# ---------------------------------------------------------------- bench_peers: the per-step checks, results, render
+
+def test_orjson_count_matches_sidecar(small_trace):
+    from benchmarks import bench_peers
+
+    path, expected = small_trace
+    want = bench_peers.expected_counts(expected)
+    assert want["steps"] == expected["steps"] and want["kernels"] == expected["totals"]["kernels"]
+    check = bench_peers.compare(bench_peers.kernels_per_step_orjson(path), want["kernels_per_step"])
+    assert check["differ"] == 0 and not check["extra_steps"] and check["total"] == want["kernels"]
+
+
+@pytest.fixture(scope="module")
+def real_trace(tmp_path_factory) -> tuple[Path, dict]:
+    from benchmarks import realshape
+
+    if not realshape.SOURCE.exists():
+        pytest.skip(f"source trace not here: {realshape.SOURCE}")
+    path = tmp_path_factory.mktemp("real") / "real.json"
+    body = 25_000_000  # about one copy of the source's events: two copies
+    return path, realshape.generate(path, 2 * body)
+
+
+def test_real_shape_counts_and_rank_check(real_trace):
+    """orjson + Python and traceview agree with realshape's sidecar; check_ranks reads the CLI's JSON shape."""
+    from benchmarks import bench_peers
+    from traceview.model.counts import analyze, counts_document
+
+    path, sidecar = real_trace
+    want = bench_peers.expected_counts(sidecar)
+    assert sidecar["copies"] == 2 and want["steps"] == 10 and want["kernels"] == 10 * 1075
+    assert bench_peers.compare(bench_peers.kernels_per_step_orjson(path), want["kernels_per_step"])["differ"] == 0
+    doc = counts_document(analyze(path))
+    assert bench_peers.check_ranks(doc, 1, want)["matching"] == 1
+    both = bench_peers.check_ranks({"ranks": {"rank0": doc, "rank1": doc}}, 2, want)
+    assert (both["traces"], both["matching"], both["gpu_per_rank"]) == (2, 2, 10 * 1375)
+    doc["steps"][3]["total"] += 1
+    bad = bench_peers.check_ranks({"ranks": {"rank0": doc}}, 2, want)
+    assert bad["matching"] == 0 and bad["first_mismatches"]["rank0"]["differ"] == 1
+
+
+def _entry(shape: str | None, label: str, size: int, **tools: float) -> dict:
+    """A results entry whose tools finished in the given wall seconds (the rest of each record made up)."""
+    records = [{"tool": tool, "wall_s": wall, "cpu_s": wall, "in_process_s": wall - 0.5, "peak_rss_mib": size >> 21,
+                "exit_code": 0, "timed_out": False, "load_avg_before": 1.0, "load_avg_after": 1.0,
+                "log": f"benchmarks/data/peers_logs/{label}.{tool}.log",
+                "per_step_check": {"steps": 5, "differ": 0, "first_differences": {}, "extra_steps": [],
+                                   "total": 5375, "expected_total": 5375}} for tool, wall in tools.items()]
+    entry = {"label": label, "bytes": size, "steps": 5, "kernels": 5375, "copies": 1, "date": "d", "commit": "c",
+             "tools": records}
+    return entry if shape is None else {**entry, "shape": shape}
+
+
+def test_merge_keeps_other_shapes_and_sizes():
+    from benchmarks import bench_peers
+
+    old = {"sizes": [_entry(None, "100MB", 10), _entry("real", "1GB", 30), _entry("real", "100MB", 20)]}
+    merged = bench_peers._merge(old, _entry("real", "100MB", 21))
+    assert [(e.get("shape", "generated"), e["label"], e["bytes"]) for e in merged] == [
+        ("real", "100MB", 21), ("real", "1GB", 30), ("generated", "100MB", 10)]
+
+
+def test_render_goals_and_tables():
+    from benchmarks import peers_render
+
+    small, big = 100_000_000, 1_000_000_000
+    results = {"machine": {"nproc": 2, "cpu": "cpu", "ram_gib": 1, "os": "os", "python": "3",
+                           "versions": dict.fromkeys(("traceview", "holistictraceanalysis", "orjson", "pandas",
+                                                      "numpy", "wasmtime"), "1")},
+               "timeout_s": 480,
+               "sizes": [_entry(None, "100MB", small, traceview_cold=2.0),
+                         _entry("real", "100MB", small, traceview_cold=2.0),
+                         _entry("real", "1GB", big, orjson_count=30.0, traceview_cold=20.0, traceview_warm=0.6,
+                                hta=400.0)]}
+    text = peers_render.render(results)
+    lines = text.splitlines()
+    titles = [line for line in lines if line.startswith("### ")]
+    assert titles[1].startswith("### real-shaped (HTA A100 trace ×1 copies), 100MB: 100,000,000 bytes")
+    assert titles[2].startswith("### real-shaped (HTA A100 trace ×1 copies), 1GB")
+    assert titles[3].startswith("### generated (`gen_kineto.py`), 100MB")
+    assert "| traceview cold: time(1GB) / time(100MB) | ≤ 11 | 10.0 (20.0 s / 2.0 s wall" in text
+    assert "| 1.50× faster (aim 1.5× met) | yes |" in text
+    assert "| 20.00× faster | yes |" in text
+    assert "| warm re-count (cache hit), 1GB | < 1 s | 0.60 s wall" in text
+    assert "| traceview cold: peak RSS / file size, 1GB | ≤ 1.5 | 0.50 (476 MiB summed" in text
+    assert "| 2.5GB trace loads (traceview cold) | exit 0, per-step counts = expected | not measured | – |" in text
