@@ -214,3 +214,41 @@ def test_strict_flag_exits_2_with_one_line(tmp_path: Path, capsys: pytest.Captur
     out, err = capsys.readouterr()
     assert out == "" and err.splitlines() == [
         f"traceview: {path}: --strict: 1 kernel of 2 was not imported (1 without a usable ts)"]
+
+
+@pytest.mark.parametrize("folder,name", [
+    ("hta-a100-cudagraph-steps", "rank0.json.gz"),  # user annotations, graph launches, no-launch kernels
+    ("hta-v100-cudagraph-steps", "test.json.gz"),  # overlap lanes, async_cpu_to_gpu flows
+    ("xdit-flux1-aiter-mi300x", "profile_trace_rank_0.json.gz"),  # one step spanning every shard, Python frames
+    ("hta-minitoy-mi250", "mi250_minitoy_train_ROCm6_2_kineto.json.gz"),  # an empty step
+])
+def test_sharded_counts_equal_one_processor(folder: str, name: str) -> None:
+    from traceview.cache import wasm_dir
+
+    path = public_trace(folder, name)
+    one = analyze(path, config=EngineConfig(cache_dir=wasm_dir(), shards=1))
+    three = analyze(path, config=EngineConfig(cache_dir=wasm_dir(), shards=3))
+    assert three.steps.drop(columns="name").equals(one.steps.drop(columns="name"))
+    key = ["step", "outside", "kernel", "kind", "launch_api", "op", "op_type0", "op_type1", "annotation"]
+    frames = [c.launches.sort_values(key, ignore_index=True).astype(str) for c in (one, three)]
+    assert frames[0].equals(frames[1])
+    assert three.warnings == one.warnings
+
+
+def test_no_shard_is_left_empty(tmp_path: Path) -> None:
+    # The step and four launch calls start at the same instant, one call later: asked for 3 shards,
+    # the bounds fall on distinct times (2 here), so there are 2 shards and each holds events.
+    events = [x("user_annotation", "ProfilerStep#1", 10, 1000)]
+    for corr in range(1, 5):
+        events += launch_and_kernel(corr, 10, 100 + 10 * corr, 5)
+    events += launch_and_kernel(9, 500, 600, 5)
+    path = write_trace(tmp_path / "same_ts.json", events)
+    from traceview.cache import wasm_dir
+    from traceview.engine import open_sharded
+
+    with open_sharded(path, EngineConfig(cache_dir=wasm_dir(), lean=True, shards=3)) as trace:
+        assert len(trace.shards) == 2
+        kernels = [int(s.query("select count(*) as n from slice where category = 'kernel'").n.iloc[0])
+                   for s in trace.shards]
+    assert kernels == [4, 1]
+    assert analyze(path, config=EngineConfig(cache_dir=wasm_dir(), shards=3)).steps.launches.tolist() == [5]

@@ -156,11 +156,12 @@ def _ray_executor(paths: Sequence[str], jobs: int, config: BatchConfig, address:
 
 
 def _share_cores(config: BatchConfig, jobs: int) -> BatchConfig:
-    """Traces counted side by side split the cores among their JSON decoding processes."""
+    """Traces counted side by side split the cores among their JSON decoding processes and their
+    trace processors."""
     engine = config.engine or EngineConfig(cache_dir=wasm_dir())
-    if engine.workers is not None:
-        return config
-    return replace(config, engine=replace(engine, workers=max(1, (os.cpu_count() or 1) // jobs)))
+    share = max(1, (os.cpu_count() or 1) // jobs)
+    return replace(config, engine=replace(engine, workers=engine.workers or share,
+                                          shards=share if engine.shards is None else engine.shards))
 
 
 def analyze_many(paths: Iterable[str | Path], jobs: int | None = None, executor: str = "process",

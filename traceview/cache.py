@@ -153,7 +153,7 @@ def _engine_fingerprint(config: EngineConfig | None) -> str:
     # Every setting except those that cannot change the answer: where the compiled module lives,
     # which wasm build runs, how many processes decode.
     settings = json.dumps({f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-                           if f.name not in ("cache_dir", "memory64", "tp_bin", "workers")}, sort_keys=True,
+                           if f.name not in ("cache_dir", "memory64", "tp_bin", "workers", "shards")}, sort_keys=True,
                           default=str)
     binary = resolve_shell(config)
     if binary is not None:

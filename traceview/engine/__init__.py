@@ -6,7 +6,7 @@ import importlib
 
 _EXPORTS = {"EngineConfig": "traceview.engine.backends", "LoadStat": "traceview.engine.api",
             "Trace": "traceview.engine.api", "open_trace": "traceview.engine.api",
-            "open_traces": "traceview.engine.api"}
+            "ShardedTrace": "traceview.engine.api", "open_sharded": "traceview.engine.api"}
 
 __all__ = sorted(_EXPORTS)
 

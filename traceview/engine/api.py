@@ -3,6 +3,9 @@
 >>> with open_trace("sample_traces/demo_eager_before.pt.trace.json.gz") as trace:
 ...     trace.query("select count(*) as n from slice")
 
+``open_sharded`` is the same load split across several trace processors by
+time (kineto/shards.py), for counting: the model queries each and adds up.
+
 Accepted inputs: Kineto / Chrome JSON (``.json``, ``.pt.trace.json``), Perfetto
 protobuf (``.pftrace``, ``.perfetto-trace``), each optionally gzipped. The
 format is detected from the content, not the extension.
@@ -12,13 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pandas as pd
 
 from traceview.engine import rocprof
 from traceview.engine.backends import Backend, EngineConfig, compile_ahead, select_backend
 from traceview.engine.formats import ProgressFn, TraceFile, default_cache_dir, inspect_file, iter_chunks, prefetch
+from traceview.engine.feeding import feed
 from traceview.engine.kineto.ledger import Ledger
 from traceview.engine.kineto.pipeline import CanonicalJson, JsonLoadOptions
 from traceview.errors import QueryError, TraceLoadError, TraceviewError
@@ -97,29 +100,39 @@ def _canonical(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | 
             return prefetch(iter_chunks(file, on_progress))
     else:
         return None
-    options = JsonLoadOptions(lean=config.lean, keep_names=config.keep_names, workers=config.workers)
+    options = JsonLoadOptions(lean=config.lean, keep_names=config.keep_names, workers=config.workers,
+                              shards=config.shards)
     return CanonicalJson(source, file.path, file.estimated_raw_size, options)
 
 
-def _load(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None) -> Trace:
+def _load(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None) -> list[Trace]:
+    """The file loaded into one processor per shard (one, unless ``config.shards`` and a lean JSON load)."""
     # A lean load feeds the processor a fraction of the file; guess which build it will need and
     # compile that one (first run only) while the JSON is decoded.
     compiling = compile_ahead(config, file.estimated_raw_size // (4 if config.lean else 1))
     canonical = _canonical(file, config, on_progress)
     if compiling is not None:
         compiling.join()
-    backend = select_backend(config, canonical.fed_bytes if canonical else file.estimated_raw_size)
+    sizes = canonical.fed_bytes_by_shard if canonical else [file.estimated_raw_size]
+    backends: list[Backend] = []
     try:
-        backend.load(prefetch(canonical.chunks()) if canonical else prefetch(iter_chunks(file, on_progress)))
-        trace = Trace(file, backend, canonical)
-        _validate(trace)
-        _check_conservation(trace, config.strict)
-        return trace
+        backends += [select_backend(config, size) for size in sizes]
+        if canonical is None:
+            backends[0].load(prefetch(iter_chunks(file, on_progress)))
+        else:
+            feed(canonical, backends)
+        traces = [Trace(file, backend, canonical) for backend in backends]
+        for trace in traces:
+            _validate(trace)
+        _check_conservation(traces, config.strict)
+        return traces
     except TraceviewError as err:
-        backend.close()
+        for backend in backends:
+            backend.close()
         raise type(err)(file.path, err.reason) from None
     except BaseException:
-        backend.close()
+        for backend in backends:
+            backend.close()
         raise
 
 
@@ -142,26 +155,23 @@ def _validate(trace: Trace) -> None:
         raise TraceLoadError(trace.path, f"JSON holds no Chrome/Kineto trace events{why}")
 
 
-def _check_conservation(trace: Trace, strict: bool) -> None:
-    """Every GPU event and launch call of the file must be in the processor (Ledger)."""
-    if trace.ledger is None:
+def _check_conservation(traces: list[Trace], strict: bool) -> None:
+    """Every GPU event and launch call of the file must be in a processor (Ledger)."""
+    ledger = traces[0].ledger
+    if ledger is None:
         return
-    loaded = trace.query("select category, count(*) as n from slice group by category")
-    counts = {str(c) if c is not None and c is not pd.NA else "": int(n) for c, n in zip(loaded["category"], loaded["n"])}
-    trace.load_problems = trace.ledger.problems(counts)
-    if strict and trace.load_problems:
-        raise TraceLoadError(trace.path, "--strict: " + "; ".join(trace.load_problems))
+    loaded = []
+    for trace in traces:
+        frame = trace.query("select category, count(*) as n from slice group by category")
+        loaded.append({"" if pd.isna(c) else str(c): int(n) for c, n in zip(frame["category"], frame["n"])})
+    problems = ledger.problems(loaded)
+    for trace in traces:
+        trace.load_problems = problems
+    if strict and problems:
+        raise TraceLoadError(traces[0].path, "--strict: " + "; ".join(problems))
 
 
-def open_trace(path: str | Path, config: EngineConfig | None = None,
-               on_progress: ProgressFn | None = None) -> Trace:
-    """Loads ``path`` into a trace processor and returns the queryable Trace.
-
-    ``on_progress(bytes_read, total_bytes)`` is called as the file streams in.
-    Raises TraceLoadError (bad input) or EngineError (no processor could run).
-    When the 4 GiB wasm32 build runs out of memory, the load is retried once
-    with the memory64 build, unless ``config.memory64`` pins the choice.
-    """
+def _open(path: str | Path, config: EngineConfig | None, on_progress: ProgressFn | None) -> list[Trace]:
     config = config or EngineConfig(cache_dir=default_cache_dir() / "wasm")
     file = inspect_file(Path(path))
     try:
@@ -173,8 +183,43 @@ def open_trace(path: str | Path, config: EngineConfig | None = None,
         return _load(file, replace(config, memory64=True), on_progress)
 
 
-def open_traces(paths: Iterable[str | Path], config: EngineConfig | None = None) -> Iterator[Trace]:
-    """Opens traces one at a time (each is closed when the caller moves on)."""
-    for path in paths:
-        with open_trace(path, config) as trace:
-            yield trace
+def open_trace(path: str | Path, config: EngineConfig | None = None,
+               on_progress: ProgressFn | None = None) -> Trace:
+    """Loads ``path`` into a trace processor and returns the queryable Trace.
+
+    ``on_progress(bytes_read, total_bytes)`` is called as the file streams in.
+    Raises TraceLoadError (bad input) or EngineError (no processor could run).
+    When the 4 GiB wasm32 build runs out of memory, the load is retried once
+    with the memory64 build, unless ``config.memory64`` pins the choice.
+    """
+    return _open(path, replace(config, shards=1) if config else None, on_progress)[0]
+
+
+class ShardedTrace:
+    """One trace in several processors (``shards``, each a Trace holding a stretch of time)."""
+
+    def __init__(self, shards: list[Trace]) -> None:
+        self.shards = shards
+        self.path = shards[0].path
+        self.file = shards[0].file
+        self.time_base_ns = shards[0].time_base_ns
+        self.ledger = shards[0].ledger
+        self.load_problems = shards[0].load_problems
+        self.load_stats = [stat for shard in shards for stat in shard.load_stats]
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.close()
+
+    def __enter__(self) -> "ShardedTrace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_sharded(path: str | Path, config: EngineConfig | None = None,
+                 on_progress: ProgressFn | None = None) -> ShardedTrace:
+    """``open_trace`` split across ``config.shards`` processors (None: by size) when the load is
+    lean Kineto JSON; any other load is a ShardedTrace of one shard."""
+    return ShardedTrace(_open(path, config, on_progress))

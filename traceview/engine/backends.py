@@ -51,6 +51,9 @@ class EngineConfig:
     keep_names: str | None = None
     # Processes that decode JSON: None = one per core for big files, 1 = none.
     workers: int | None = None
+    # Trace processors open_sharded splits a lean JSON load across: None = by size
+    # (kineto/shards.py); open_trace always loads into one.
+    shards: int | None = None
     # Fail the load (TraceLoadError) when a GPU event or launch call of the file
     # is not in the processor, instead of reporting it in Trace.load_problems.
     strict: bool = False

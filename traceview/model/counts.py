@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from traceview.engine import EngineConfig, Trace, open_trace
+from traceview.engine import EngineConfig, ShardedTrace, Trace, open_sharded
 from traceview.engine.formats import ProgressFn, default_cache_dir
 from traceview.model.categories import CategoryRule, categorize, category_order, load_category_rules
 from traceview.model.launches import launch_groups
@@ -121,7 +121,7 @@ def steps_table(steps: pd.DataFrame, launches: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def count_launches(trace: Trace, step_marker: str | None = None,
+def count_launches(trace: Trace | ShardedTrace, step_marker: str | None = None,
                    rules: tuple[CategoryRule, ...] | None = None) -> LaunchCounts:
     """Finds steps, attributes every GPU event to a step and categorizes it.
 
@@ -142,7 +142,7 @@ def count_launches(trace: Trace, step_marker: str | None = None,
     return counts
 
 
-def _load_warnings(trace: Trace) -> list[str]:
+def _load_warnings(trace: Trace | ShardedTrace) -> list[str]:
     """What the load lost (conservation), then what it had to do to keep everything."""
     if trace.ledger is not None:
         return list(trace.load_problems) + list(trace.ledger.notes)
@@ -158,7 +158,7 @@ def analyze(path: str | Path, step_marker: str | None = None, rules_path: Path |
     rules = load_category_rules(rules_path)
     config = replace(config or EngineConfig(cache_dir=default_cache_dir() / "wasm"), lean=True,
                      keep_names=marker_names_pattern(step_marker))
-    with open_trace(path, config, on_progress) as trace:
+    with open_sharded(path, config, on_progress) as trace:
         return count_launches(trace, step_marker, rules)
 
 

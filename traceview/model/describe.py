@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from traceview.engine import Trace
-from traceview.model.sql import prepare, run_sql_file
+from traceview.model.sql import run_sql_file
 
 
 def describe(trace: Trace) -> dict:
     """Returns format, size, engine, event counts, kernels, devices, time span, markers and load warnings."""
-    prepare(trace, "gpu_events.sql")
+    run_sql_file(trace, "gpu_events.sql")
     counts = run_sql_file(trace, "describe.sql").iloc[0]
     from traceview.model.steps import find_step_markers
 

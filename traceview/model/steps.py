@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from traceview.engine import Trace
+from traceview.engine import ShardedTrace, Trace
 from traceview.model.rules import StepMarker, compile_regex, load_step_markers
-from traceview.model.sql import sql_literal
+from traceview.model.sql import on_shards, shards_of, sql_literal
 
 # CPU-side annotation categories across Kineto versions (and rocprofv3's roctx
 # ranges in .pftrace, marker_api); the GPU-side copy of an annotation
@@ -27,13 +27,29 @@ class StepSelection:
     marker: str  # name of the marker used ("custom" for --step-marker, "whole-trace" if none)
     regex: str  # the regex that matched ("" for whole-trace)
     warnings: list[str] = field(default_factory=list)
+    # With shards: each shard's slice id of each step's marker (step -> id; absent where the shard
+    # does not hold it). Without, the slice_id column of ``steps``.
+    shard_slice_ids: list[dict[int, int]] | None = None
+
+    def slice_ids(self, shard: int) -> pd.Series:
+        """Slice id (Int64, <NA> where absent) of each step's marker in ``shard``, aligned with ``steps``."""
+        if self.shard_slice_ids is None:
+            return self.steps["slice_id"]
+        ids = self.shard_slice_ids[shard]
+        return pd.array([ids.get(int(s)) for s in self.steps["step"]], dtype="Int64")
 
 
-def _annotation_names(trace: Trace) -> pd.DataFrame:
-    return trace.query(f"""
-        select name, count(*) as n from slice
-        where category in ({_CATS_SQL}) and name is not null
-        group by name""")
+def _annotation_names(trace) -> pd.DataFrame:
+    def names(shard: Trace) -> pd.DataFrame:
+        return shard.query(f"""
+            select name, count(*) as n from slice
+            where category in ({_CATS_SQL}) and name is not null
+            group by name""")
+    frames = on_shards(names, shards_of(trace))
+    if len(frames) == 1:
+        return frames[0]
+    # A marker that spans a shard bound is in both shards: count it once (the largest count).
+    return pd.concat(frames).groupby("name", as_index=False)["n"].max()
 
 
 def marker_names_pattern(step_marker: str | None = None) -> str:
@@ -56,12 +72,15 @@ def find_step_markers(trace: Trace, markers: tuple[StepMarker, ...] | None = Non
     return found
 
 
-def _trace_span(trace: Trace) -> tuple[int, int]:
-    row = trace.query("select ifnull(min(ts), 0) as lo, ifnull(max(ts + dur), 0) as hi from slice where dur >= 0")
-    return int(row.lo.iloc[0]), int(row.hi.iloc[0])
+def _trace_span(trace) -> tuple[int, int]:
+    rows = on_shards(lambda shard: shard.query(
+        "select min(ts) as lo, max(ts + dur) as hi from slice where dur >= 0"), shards_of(trace))
+    frame = pd.concat(rows)
+    lo, hi = frame["lo"].dropna(), frame["hi"].dropna()
+    return (int(lo.min()) if len(lo) else 0), (int(hi.max()) if len(hi) else 0)
 
 
-def find_steps(trace: Trace, step_marker: str | None = None,
+def find_steps(trace: Trace | ShardedTrace, step_marker: str | None = None,
                markers: tuple[StepMarker, ...] | None = None) -> StepSelection:
     """Finds the steps of ``trace``.
 
@@ -77,9 +96,9 @@ def find_steps(trace: Trace, step_marker: str | None = None,
         candidates = markers or load_step_markers()
     for marker in candidates:
         matched = [n for n in names.name.tolist() if marker.regex.search(n)] if len(names) else []
-        steps = _steps_named(trace, matched) if matched else None
-        if steps is not None and not steps.empty:  # unfinished annotations (no end) are no steps
-            return StepSelection(steps, marker.name, marker.regex.pattern)
+        found = _steps_named(trace, matched) if matched else None
+        if found is not None and not found[0].empty:  # unfinished annotations (no end) are no steps
+            return StepSelection(found[0], marker.name, marker.regex.pattern, shard_slice_ids=found[1])
     lo, hi = _trace_span(trace)
     whole = pd.DataFrame({"step": [0], "name": ["whole trace"], "slice_id": pd.array([None], dtype="Int64"),
                           "cpu_start_ns": [lo], "cpu_end_ns": [hi], "cpu_dur_ns": [hi - lo]})
@@ -88,17 +107,38 @@ def find_steps(trace: Trace, step_marker: str | None = None,
                          [f"no step marker found; counted the whole trace as one step (tried: {tried})"])
 
 
-def _steps_named(trace: Trace, names: list[str]) -> pd.DataFrame:
+def _steps_named(trace, names: list[str]) -> tuple[pd.DataFrame, list[dict[int, int]] | None]:
+    """The slices named ``names``, one step each in time order; with shards, also each shard's slice ids."""
     # `+name`: keeps the IN list in SQLite, which looks each row up in a b-tree;
     # handed to the processor as a constraint it cost one scan per name (1.4 s
     # for 1,004 steps in a 1 GB trace).
     name_list = ", ".join(sql_literal(n) for n in names)
-    frame = trace.query(f"""
+    shards = shards_of(trace)
+    frames = on_shards(lambda shard: shard.query(f"""
         select name, id as slice_id, ts as cpu_start_ns, ts + dur as cpu_end_ns, dur as cpu_dur_ns
         from slice
         where category in ({_CATS_SQL}) and +name in ({name_list}) and dur >= 0
-        order by ts, id""")
-    frame.insert(0, "step", range(len(frame)))
-    return frame.astype({"step": "int64", "slice_id": "Int64", "cpu_start_ns": "int64",
-                         "cpu_end_ns": "int64", "cpu_dur_ns": "int64"})
+        order by ts, id"""), shards)
+    if len(frames) == 1:
+        frame = frames[0]
+        frame.insert(0, "step", range(len(frame)))
+        return frame.astype(_STEP_DTYPES), None
+    # A marker that spans a shard bound is in each of those shards: the same step. Markers that are
+    # identical in one shard (duplicate events) stay apart, numbered within their shard.
+    key = ["name", "cpu_start_ns", "cpu_end_ns", "copy"]
+    for index, frame in enumerate(frames):
+        frame["copy"] = frame.groupby(key[:3]).cumcount()
+        frame["shard"] = index
+    every = pd.concat(frames, ignore_index=True)
+    steps = every.drop_duplicates(key).sort_values(["cpu_start_ns", "cpu_end_ns", "copy"], ignore_index=True)
+    steps.insert(0, "step", range(len(steps)))
+    every = every.merge(steps[["step", *key]], on=key)
+    slice_ids: list[dict[int, int]] = [{} for _ in frames]
+    for shard, part in every.groupby("shard"):
+        slice_ids[int(shard)] = dict(zip(part["step"].tolist(), part["slice_id"].tolist()))
+    steps = steps.assign(slice_id=pd.array([None] * len(steps), dtype="Int64"))[STEP_COLUMNS]
+    return steps.astype(_STEP_DTYPES), slice_ids
 
+
+_STEP_DTYPES = {"step": "int64", "slice_id": "Int64", "cpu_start_ns": "int64", "cpu_end_ns": "int64",
+                "cpu_dur_ns": "int64"}

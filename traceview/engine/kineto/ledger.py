@@ -32,6 +32,7 @@ class Ledger:
         self.events = 0  # array elements in the file
         self.complete = Counter()  # "X" events decoded, by kind
         self.fed = Counter()  # "X" events handed to the processor, by kind
+        self.fed_by_shard: list[Counter] = [self.fed]  # the same, per processor, when a load is sharded
         self.on_lanes = Counter()  # of those, on an overlap lane
         self.no_ts = Counter()  # events without a usable timestamp, by kind
         self.not_complete = Counter()  # GPU events that are not one "X" event (e.g. "B"/"E" pairs), by kind
@@ -44,7 +45,7 @@ class Ledger:
     def add_piece(self, piece: Piece) -> None:
         self.events += piece.counts.get("events", 0)
         self.not_events += piece.counts.get("not_an_event", 0)
-        self.complete.update(dict(enumerate(np.bincount(piece.kind, minlength=OTHER + 1).tolist())))
+        self.complete.update(_by_kind(piece.kind))
         for key, n in piece.counts.items():
             what, _, kind = key.partition(":")
             if what == "no_ts":
@@ -56,10 +57,14 @@ class Ledger:
             elif what == "not_loaded":
                 self.skipped[kind] += n
 
-    def record_plan(self, kind: np.ndarray, keep: np.ndarray, lane: np.ndarray, launches: np.ndarray) -> None:
-        """``launches``: the launch calls whose correlation id a GPU event carries."""
-        self.fed.update(dict(enumerate(np.bincount(kind[keep], minlength=OTHER + 1).tolist())))
-        self.on_lanes.update(dict(enumerate(np.bincount(kind[keep & (lane > 0)], minlength=OTHER + 1).tolist())))
+    def record_plan(self, kind: np.ndarray, keep: np.ndarray, lane: np.ndarray, launches: np.ndarray,
+                    shard_lo: np.ndarray | None = None, shard_hi: np.ndarray | None = None, shards: int = 1) -> None:
+        """``launches``: the launch calls whose correlation id a GPU event carries; with shards, the
+        first and last shard of each event (an event may be fed to several)."""
+        self.fed.update(_by_kind(kind[keep]))
+        self.fed_by_shard = [self.fed] if shards == 1 else [
+            Counter(_by_kind(kind[keep & (shard_lo <= s) & (shard_hi >= s)])) for s in range(shards)]
+        self.on_lanes.update(_by_kind(kind[keep & (lane > 0)]))
         self.launches_with_gpu_work = int(launches.sum())
         moved = [f"{self.on_lanes[k]:,} {kind_label(k, self.on_lanes[k])}" for k in COUNTED_KINDS if self.on_lanes[k]]
         if moved:
@@ -76,29 +81,39 @@ class Ledger:
         """Events of ``kind`` in the file, loadable or not."""
         return self.complete[kind] + self.unloadable(kind)
 
-    def problems(self, loaded_by_category: dict[str, int]) -> list[str]:
-        """What the file has and the processor does not, one line per kind; [] when all arrived."""
-        loaded: Counter = Counter()
-        for category, n in loaded_by_category.items():
-            loaded[CATEGORY_KIND.get(category, OTHER)] += n
+    def problems(self, loaded_by_category: dict[str, int] | list[dict[str, int]]) -> list[str]:
+        """What the file has and the processor does not, one line per kind; [] when all arrived.
+        ``loaded_by_category``: slices per category the processor holds (a list: one per shard)."""
+        shards = loaded_by_category if isinstance(loaded_by_category, list) else [loaded_by_category]
+        dropped: Counter = Counter()
+        for fed, categories in zip(self.fed_by_shard, shards):
+            loaded: Counter = Counter()
+            for category, n in categories.items():
+                loaded[CATEGORY_KIND.get(category, OTHER)] += n
+            for kind in COUNTED_KINDS:
+                dropped[kind] += max(0, fed[kind] - loaded[kind])
         out = []
         for kind in COUNTED_KINDS:
-            missing = self.unloadable(kind) + max(0, self.fed[kind] - loaded[kind])
+            missing = self.unloadable(kind) + dropped[kind]
             if missing:
                 total = self.file_total(kind)
                 verb = "was" if missing == 1 else "were"
                 out.append(f"{missing:,} {kind_label(kind, missing)} of {total:,} {verb} not imported "
-                           f"({self._why(kind, loaded[kind])})")
+                           f"({self._why(kind, dropped[kind])})")
         if self.not_events:
             out.append(f"{self.not_events:,} traceEvents entries are not event objects and were skipped")
         return out
 
-    def _why(self, kind: int, loaded: int) -> str:
+    def _why(self, kind: int, dropped: int) -> str:
         reasons = []
         if self.no_ts[kind]:
             reasons.append(f"{self.no_ts[kind]:,} without a usable ts")
         if self.not_complete[kind]:
             reasons.append(f"{self.not_complete[kind]:,} not complete ('X') events")
-        if self.fed[kind] > loaded:
-            reasons.append(f"the trace processor dropped {self.fed[kind] - loaded:,}")
+        if dropped:
+            reasons.append(f"the trace processor dropped {dropped:,}")
         return "; ".join(reasons)
+
+
+def _by_kind(kinds: np.ndarray) -> dict[int, int]:
+    return dict(enumerate(np.bincount(kinds, minlength=OTHER + 1).tolist()))

@@ -27,20 +27,19 @@ Flows, instants and counters, and the args nobody reads, stay out.
 from __future__ import annotations
 
 import os
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
-import msgspec
 import numpy as np
 
-from traceview.engine.kineto.ids import CanonicalIds
+from traceview.engine.kineto import shards
+from traceview.engine.kineto.emit import Emitter, Plan
 from traceview.engine.kineto.kinds import ANNOTATION, CPU_OP, GPU_KINDS, LAUNCH, MEMSET, PYTHON
 from traceview.engine.kineto.lanes import nest
 from traceview.engine.kineto.ledger import Ledger
-from traceview.engine.kineto.piece import Piece, PieceError, PieceOptions, decode_piece, first_timestamp_ns, id_text
+from traceview.engine.kineto.piece import Piece, PieceError, PieceOptions, decode_piece, first_timestamp_ns
 from traceview.engine.kineto.split import Document, RawPiece, split_events
 from traceview.engine.kineto.workers import WorkerPool
 from traceview.errors import TraceLoadError
@@ -53,7 +52,6 @@ EXACT_LIMIT_NS = 1 << 52
 REBASE_MARGIN_NS = 1 << 50
 SECOND_NS = 1_000_000_000
 PIECE_BYTES = 8 << 20
-OUTPUT_CHUNK_BYTES = 8 << 20
 POOL_MIN_BYTES = 48 << 20  # below this a process pool costs more than it saves
 
 
@@ -63,18 +61,7 @@ class JsonLoadOptions:
     keep_names: str | None = None
     workers: int | None = None  # None: one per core for big files, 0 or 1: in this process
     piece_bytes: int = PIECE_BYTES
-
-
-@dataclass
-class _Plan:
-    """The global pass's decisions, aligned with the concatenated "X" events."""
-
-    offsets: np.ndarray  # first global index of each piece
-    keep: np.ndarray  # bool
-    lane: np.ndarray  # int32
-    track: np.ndarray  # int32 global track ids
-    tracks: list[tuple]  # global track id -> (pid, tid)
-    new_corr: dict[int, tuple[int, int]]  # global index -> (old, new) correlation
+    shards: int | None = 1  # trace processors to split a lean load across; None: by size (shards.py)
 
 
 def time_base(first_ns: int | None) -> int:
@@ -101,11 +88,14 @@ def _worker_count(options: JsonLoadOptions, size_hint: int) -> int:
         return max(1, options.workers)
     if size_hint < POOL_MIN_BYTES:
         return 1
+    return max(1, min(_cores(), size_hint // options.piece_bytes))
+
+
+def _cores() -> int:
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, size_hint // options.piece_bytes))
+        return os.cpu_count() or 1
 
 
 def _executor(workers: int) -> Executor | WorkerPool:
@@ -242,7 +232,7 @@ def _nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, kind: np.ndarray,
     return full_lane, full_parent
 
 
-def _plan(pieces: list[Piece], lean: bool, ledger: Ledger, pool=None) -> _Plan:
+def _plan(pieces: list[Piece], options: JsonLoadOptions, ledger: Ledger, pool=None) -> Plan:
     sizes = [len(p.kind) for p in pieces]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     cat = (lambda name: np.concatenate([getattr(p, name) for p in pieces]) if pieces else np.zeros(0, np.int64))
@@ -256,105 +246,19 @@ def _plan(pieces: list[Piece], lean: bool, ledger: Ledger, pool=None) -> _Plan:
         ledger.note(f"correlation ids repeat across {sharing} processes: each GPU event was joined to the "
                     "launch call of the same id that precedes it, in its own process")
     launches = _launches_with_gpu_work(kind, corr)
-    if lean:  # a launch call with no GPU work is never fed: it need not be nested either
+    if options.lean:  # a launch call with no GPU work is never fed: it need not be nested either
         lane, parent = _nest(track, ts, dur, kind, (kind != LAUNCH) | launches, pool)
         keep = _lean_keep(kind, launches, named.astype(bool), parent)
     else:
         lane, parent = _nest(track, ts, dur, kind, None, pool)
         keep = np.ones(len(kind), dtype=bool)
-    ledger.record_plan(kind, keep, lane, launches)
-    return _Plan(offsets, keep, lane, track, tracks, new_corr)
-
-
-_CORR_ARG = re.compile(rb'("correlation"\s*:\s*)"?(-?\d+)"?')
-_PROCESS_METADATA = ("process_name", "process_labels", "process_sort_index")
-
-
-class _Emitter:
-    """Canonical JSON text, piece by piece, in file order."""
-
-    def __init__(self, pieces: list[Piece], plan: _Plan, metadata: list[tuple]) -> None:
-        self.pieces = pieces
-        self.plan = plan
-        self.metadata = metadata
-        ids = self.ids = CanonicalIds()
-        self.worker_text = [(id_text(pid), id_text(tid)) for pid, tid in plan.tracks]
-        self.canon_text = [(b"%d" % ids.pid(pid), b"%d" % ids.tid(pid, tid)) for pid, tid in plan.tracks]
-        self.retarget = np.array([w != c for w, c in zip(self.worker_text, self.canon_text)], dtype=bool)
-        on_lane = np.flatnonzero(plan.lane > 0)
-        for track, lane in sorted(set(zip(plan.track[on_lane].tolist(), plan.lane[on_lane].tolist()))):
-            ids.lane(plan.tracks[track], lane)
-
-    def retargeted(self, text: bytes, track: int, lane: int) -> bytes:
-        (old_pid, old_tid), (pid, tid) = self.worker_text[track], self.canon_text[track]
-        if old_pid != pid:
-            text = text.replace(b'"pid":%s,' % old_pid, b'"pid":%s,' % pid, 1)
-        if lane:
-            tid = b"%d" % self.ids.lane(self.plan.tracks[track], lane)
-        return text[:len(text) - len(old_tid) - 2] + tid + b"},"  # the text ends '"tid":<tid>},'
-
-    def special(self, p: Piece, local: int, glob: int) -> bytes:
-        start = int(p.frag_end[local - 1]) if local else 0
-        text = p.frag[start:int(p.frag_end[local])]
-        if glob in self.plan.new_corr:
-            old, new = self.plan.new_corr[glob]
-            text = _CORR_ARG.sub(lambda m: m.group(1) + b"%d" % new if int(m.group(2)) == old else m.group(0),
-                                 text, count=1)
-        return self.retargeted(text, int(self.plan.track[glob]), int(self.plan.lane[glob]))
-
-    def passthrough(self, text: bytes, key: tuple) -> bytes:
-        pid, tid = self.ids.pid(key[0]), self.ids.tid(*key)
-        if (pid, tid) == key:
-            return text
-        old = b'"pid":%s,"tid":%s' % (id_text(key[0]), id_text(key[1]))
-        return text.replace(old, b'"pid":%d,"tid":%d' % (pid, tid), 1)
-
-    def piece_text(self, index: int) -> list:
-        p, g0 = self.pieces[index], int(self.plan.offsets[index])
-        n = len(p.kind)
-        keep = self.plan.keep[g0:g0 + n]
-        special = (self.plan.lane[g0:g0 + n] > 0) | self.retarget[self.plan.track[g0:g0 + n]]
-        if self.plan.new_corr:
-            special[[i - g0 for i in self.plan.new_corr if g0 <= i < g0 + n]] = True
-        plain = keep & ~special
-        edges = np.diff(np.concatenate(([0], plain.view(np.int8), [0])))
-        run_start, run_stop = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        ends = p.frag_end
-        items = [(s, memoryview(p.frag)[int(ends[s - 1]) if s else 0:int(ends[e - 1])])
-                 for s, e in zip(run_start.tolist(), run_stop.tolist())]
-        items += [(i, self.special(p, i, g0 + i)) for i in np.flatnonzero(keep & special).tolist()]
-        items.sort(key=lambda item: item[0])
-        return [text for _, text in items] + [self.passthrough(text, key) for text, key in p.passthrough]
-
-    def metadata_text(self) -> bytes:
-        """The file's "M" events under the ids fed, and names for the ids made up here."""
-        threads = {(pid, tid): str(args.get("name")) for name, pid, tid, args in self.metadata
-                   if name == "thread_name" and isinstance(args, dict)}
-        processes = {pid: str(args.get("name")) for name, pid, _, args in self.metadata
-                     if name == "process_name" and isinstance(args, dict)}
-        out = []
-        for name, pid, tid, args in self.metadata:
-            thread = 0 if name in _PROCESS_METADATA else self.ids.tid(pid, tid)
-            out.append(b'{"ph":"M","name":%s,"pid":%d,"tid":%d,"args":%s},' % (
-                msgspec.json.encode(name), self.ids.pid(pid), thread, msgspec.json.encode(args)))
-        for name, pid, tid, label in self.ids.renamed(threads, processes):
-            out.append(b'{"ph":"M","name":"%s","pid":%d,"tid":%d,"args":{"name":%s}},' % (
-                name.encode(), pid, tid, msgspec.json.encode(label)))
-        return b"".join(out)
-
-    def chunks(self) -> Iterator[bytes]:
-        pending: list = [b'{"traceEvents":[', self.metadata_text()]
-        size = 0
-        for index in range(len(self.pieces)):
-            for text in self.piece_text(index):
-                pending.append(text)
-                size += len(text)
-            self.pieces[index] = None  # type: ignore[call-overload]  # its text is on its way
-            if size >= OUTPUT_CHUNK_BYTES:
-                yield b"".join(pending)
-                pending, size = [], 0
-        tail = b"".join(pending)
-        yield (tail[:-1] if tail.endswith(b",") else tail) + b"]}"
+    plan = Plan(offsets, keep, lane, track, tracks, new_corr)
+    count = shards.shard_count(_fed_bytes(pieces, plan)[0], _cores(), options.shards) if options.lean else 1
+    if count > 1:
+        plan.shard_lo, plan.shard_hi = shards.assign(kind, ts, dur, corr, keep, launches, count)
+        plan.shards = int(plan.shard_hi.max(initial=0)) + 1
+    ledger.record_plan(kind, keep, lane, launches, plan.shard_lo, plan.shard_hi, plan.shards)
+    return plan
 
 
 class CanonicalJson:
@@ -373,12 +277,14 @@ class CanonicalJson:
                 self.ledger.add_piece(p)
             if not pieces or self.ledger.events == 0:
                 raise TraceLoadError(path, "JSON holds no Chrome/Kineto trace events")
-            plan = _plan(pieces, options.lean, self.ledger, pool)
+            plan = _plan(pieces, options, self.ledger, pool)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         metadata = [m for p in pieces for m in p.metadata]
-        self.fed_bytes = _fed_bytes(pieces, plan)
-        self._emitter = _Emitter(pieces, plan, metadata)
+        self.shards = plan.shards
+        self.fed_bytes_by_shard = _fed_bytes(pieces, plan)
+        self.fed_bytes = sum(self.fed_bytes_by_shard)
+        self._emitter = Emitter(pieces, plan, metadata)
 
     def _decode(self, source, options: JsonLoadOptions, pool, workers: int) -> tuple[int, list[Piece]]:
         base = None
@@ -399,18 +305,27 @@ class CanonicalJson:
                                  "nanoseconds exact only within 52 days of the earliest one")
         return base, pieces
 
+    def feed(self, sinks: list[Callable[[bytes], None]]) -> None:
+        """Writes shard i's canonical JSON to ``sinks[i]`` in chunks of a few MiB (one sink per shard);
+        each piece is released once written."""
+        self._emitter.feed(sinks)
+
     def chunks(self) -> Iterator[bytes]:
-        """The canonical JSON, in chunks of a few MiB (each piece is released once sent)."""
+        """The (one shard's) canonical JSON, in chunks of a few MiB."""
         return self._emitter.chunks()
 
 
-def _fed_bytes(pieces: list[Piece], plan: _Plan) -> int:
-    """About how much JSON the processor will get (it picks the processor build)."""
-    total = 0
+def _fed_bytes(pieces: list[Piece], plan: Plan) -> list[int]:
+    """About how much JSON each shard's processor will get (it picks the processor build)."""
+    total = [0] * plan.shards
     for index, p in enumerate(pieces):
-        g0 = int(plan.offsets[index])
-        sizes = np.diff(p.frag_end, prepend=0)
-        total += int(sizes[plan.keep[g0:g0 + len(sizes)]].sum()) + sum(len(text) for text, _ in p.passthrough)
+        g0, sizes = int(plan.offsets[index]), np.diff(p.frag_end, prepend=0)
+        keep = plan.keep[g0:g0 + len(sizes)]
+        for shard in range(plan.shards):
+            mask = keep if plan.shards == 1 else \
+                keep & (plan.shard_lo[g0:g0 + len(sizes)] <= shard) & (plan.shard_hi[g0:g0 + len(sizes)] >= shard)
+            total[shard] += int(sizes[mask].sum())
+        total[0] += sum(len(text) for text, _ in p.passthrough)
     return total
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from importlib import resources
+from typing import TypeVar
 
 import pandas as pd
 
 from traceview.engine import Trace
+
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=None)
@@ -15,23 +20,24 @@ def sql_text(name: str) -> str:
     return (resources.files("traceview.model.sql") / name).read_text(encoding="utf-8")
 
 
-def run_sql_file(trace: Trace, name: str, **params: str) -> pd.DataFrame:
-    """Runs a packaged ``.sql`` file; ``{param}`` placeholders are filled from ``params``.
-
-    Only trusted values (numbers, quoted literals built by ``sql_literal``) go in.
-    """
-    text = sql_text(name)
-    return trace.query(text.format(**params) if params else text)
-
-
-def prepare(trace: Trace, name: str) -> None:
-    """Runs a packaged file of ``CREATE PERFETTO TABLE`` statements once per trace."""
-    done = trace.__dict__.setdefault("_tv_prepared", set())
-    if name not in done:
-        trace.query(sql_text(name))
-        done.add(name)
+def run_sql_file(trace: Trace, name: str) -> pd.DataFrame:
+    """Runs a packaged ``.sql`` file (``model/sql/<name>``)."""
+    return trace.query(sql_text(name))
 
 
 def sql_literal(value: str) -> str:
     """A single-quoted SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def shards_of(trace) -> list[Trace]:
+    """The processors a trace is in: a ShardedTrace's shards, or the one Trace."""
+    return list(getattr(trace, "shards", [trace]))
+
+
+def on_shards(fn: Callable[[Trace], T], shards: Sequence[Trace]) -> list[T]:
+    """``fn`` on every shard at once (a query into wasm releases the GIL); results in shard order."""
+    if len(shards) == 1:
+        return [fn(shards[0])]
+    with ThreadPoolExecutor(len(shards), thread_name_prefix="traceview-shard") as pool:
+        return list(pool.map(fn, shards))

@@ -1,0 +1,141 @@
+"""The canonical JSON the trace processor is fed, piece by piece, in file order.
+
+Each kept "X" event is its piece's fragment as decoded (``piece.py``), except
+where the plan changes it: an overlap lane's tid, ids the processor would
+merge (``ids.py``), a correlation id scoped to its process. With shards, each
+shard gets the events the plan put in it (``shards.py``) and every "M" event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import msgspec
+import numpy as np
+
+from traceview.engine.kineto.ids import CanonicalIds
+from traceview.engine.kineto.piece import Piece, id_text
+
+_CORR_ARG = re.compile(rb'("correlation"\s*:\s*)"?(-?\d+)"?')
+_PROCESS_METADATA = ("process_name", "process_labels", "process_sort_index")
+CHUNK_BYTES = 8 << 20
+HEAD, TAIL = b'{"traceEvents":[', b"]}"
+
+
+@dataclass
+class Plan:
+    """The global pass's decisions, aligned with the concatenated "X" events."""
+
+    offsets: np.ndarray  # first global index of each piece
+    keep: np.ndarray  # bool
+    lane: np.ndarray  # int32
+    track: np.ndarray  # int32 global track ids
+    tracks: list[tuple]  # global track id -> (pid, tid)
+    new_corr: dict[int, tuple[int, int]]  # global index -> (old, new) correlation
+    shard_lo: np.ndarray | None = None  # int32: first and last shard holding each event (None: one shard)
+    shard_hi: np.ndarray | None = None
+    shards: int = 1
+
+
+class Emitter:
+    """Streams the plan's canonical JSON; each piece is released once written."""
+
+    def __init__(self, pieces: list[Piece], plan: Plan, metadata: list[tuple]) -> None:
+        self.pieces = pieces
+        self.plan = plan
+        self.metadata = metadata
+        ids = self.ids = CanonicalIds()
+        self.worker_text = [(id_text(pid), id_text(tid)) for pid, tid in plan.tracks]
+        self.canon_text = [(b"%d" % ids.pid(pid), b"%d" % ids.tid(pid, tid)) for pid, tid in plan.tracks]
+        self.retarget = np.array([w != c for w, c in zip(self.worker_text, self.canon_text)], dtype=bool)
+        on_lane = np.flatnonzero(plan.lane > 0)
+        for track, lane in sorted(set(zip(plan.track[on_lane].tolist(), plan.lane[on_lane].tolist()))):
+            ids.lane(plan.tracks[track], lane)
+
+    def retargeted(self, text: bytes, track: int, lane: int) -> bytes:
+        (old_pid, old_tid), (pid, tid) = self.worker_text[track], self.canon_text[track]
+        if old_pid != pid:
+            text = text.replace(b'"pid":%s,' % old_pid, b'"pid":%s,' % pid, 1)
+        if lane:
+            tid = b"%d" % self.ids.lane(self.plan.tracks[track], lane)
+        return text[:len(text) - len(old_tid) - 2] + tid + b"},"  # the text ends '"tid":<tid>},'
+
+    def special(self, p: Piece, local: int, glob: int) -> bytes:
+        start = int(p.frag_end[local - 1]) if local else 0
+        text = p.frag[start:int(p.frag_end[local])]
+        if glob in self.plan.new_corr:
+            old, new = self.plan.new_corr[glob]
+            text = _CORR_ARG.sub(lambda m: m.group(1) + b"%d" % new if int(m.group(2)) == old else m.group(0),
+                                 text, count=1)
+        return self.retargeted(text, int(self.plan.track[glob]), int(self.plan.lane[glob]))
+
+    def passthrough(self, text: bytes, key: tuple) -> bytes:
+        pid, tid = self.ids.pid(key[0]), self.ids.tid(*key)
+        if (pid, tid) == key:
+            return text
+        old = b'"pid":%s,"tid":%s' % (id_text(key[0]), id_text(key[1]))
+        return text.replace(old, b'"pid":%d,"tid":%d' % (pid, tid), 1)
+
+    def piece_text(self, index: int, shard: int = 0) -> list:
+        """The texts of piece ``index`` that go to ``shard``, in file order."""
+        p, g0 = self.pieces[index], int(self.plan.offsets[index])
+        n = len(p.kind)
+        keep = self.plan.keep[g0:g0 + n]
+        if self.plan.shards > 1:
+            keep = keep & (self.plan.shard_lo[g0:g0 + n] <= shard) & (self.plan.shard_hi[g0:g0 + n] >= shard)
+        special = (self.plan.lane[g0:g0 + n] > 0) | self.retarget[self.plan.track[g0:g0 + n]]
+        if self.plan.new_corr:
+            special[[i - g0 for i in self.plan.new_corr if g0 <= i < g0 + n]] = True
+        plain = keep & ~special
+        edges = np.diff(np.concatenate(([0], plain.view(np.int8), [0])))
+        run_start, run_stop = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        ends = p.frag_end
+        items = [(s, memoryview(p.frag)[int(ends[s - 1]) if s else 0:int(ends[e - 1])])
+                 for s, e in zip(run_start.tolist(), run_stop.tolist())]
+        items += [(i, self.special(p, i, g0 + i)) for i in np.flatnonzero(keep & special).tolist()]
+        items.sort(key=lambda item: item[0])
+        texts = [text for _, text in items]
+        if shard == 0:  # flows, instants, counters (full loads only): one copy, in the first shard
+            texts += [self.passthrough(text, key) for text, key in p.passthrough]
+        return texts
+
+    def metadata_text(self) -> bytes:
+        """The file's "M" events under the ids fed, and names for the ids made up here."""
+        threads = {(pid, tid): str(args.get("name")) for name, pid, tid, args in self.metadata
+                   if name == "thread_name" and isinstance(args, dict)}
+        processes = {pid: str(args.get("name")) for name, pid, _, args in self.metadata
+                     if name == "process_name" and isinstance(args, dict)}
+        out = []
+        for name, pid, tid, args in self.metadata:
+            thread = 0 if name in _PROCESS_METADATA else self.ids.tid(pid, tid)
+            out.append(b'{"ph":"M","name":%s,"pid":%d,"tid":%d,"args":%s},' % (
+                msgspec.json.encode(name), self.ids.pid(pid), thread, msgspec.json.encode(args)))
+        for name, pid, tid, label in self.ids.renamed(threads, processes):
+            out.append(b'{"ph":"M","name":"%s","pid":%d,"tid":%d,"args":{"name":%s}},' % (
+                name.encode(), pid, tid, msgspec.json.encode(label)))
+        return b"".join(out)
+
+    def feed(self, sinks: list[Callable[[bytes], None]]) -> None:
+        """Writes every shard's JSON, in chunks of a few MiB, to ``sinks[shard]``, one pass over the pieces."""
+        pending: list[list] = [[HEAD, self.metadata_text()] for _ in sinks]
+        sizes = [0] * len(sinks)
+        for index in range(len(self.pieces)):
+            for shard, sink in enumerate(sinks):
+                texts = self.piece_text(index, shard)
+                pending[shard] += texts
+                sizes[shard] += sum(len(t) for t in texts)
+                if sizes[shard] >= CHUNK_BYTES:
+                    sink(b"".join(pending[shard]))
+                    pending[shard], sizes[shard] = [], 0
+            self.pieces[index] = None  # type: ignore[call-overload]  # its text is on its way
+        for shard, sink in enumerate(sinks):
+            tail = b"".join(pending[shard])
+            sink((tail[:-1] if tail.endswith(b",") else tail) + TAIL)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The one shard's JSON as an iterator of chunks."""
+        out: list[bytes] = []
+        self.feed([out.append])
+        return iter(out)
