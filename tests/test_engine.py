@@ -377,3 +377,18 @@ def test_first_load_compiles_the_processor_once_and_says_so(tmp_path: Path) -> N
         assert trace.query("select count(*) as n from slice").n.iloc[0] == 7
     assert backends.processor_ready(config) and _loading(path, config) == "loading t.json"
     assert [p.suffix for p in (tmp_path / "wasm").iterdir()] == [".cwasm"]  # no temporary file left
+
+
+def test_a_file_read_by_ranges_feeds_the_same_json_as_a_stream(tmp_path: Path) -> None:
+    # An uncompressed file is read by the decoding processes, piece by piece; the same file streamed
+    # (as a gzipped one is) must give the same canonical JSON, whatever the piece size.
+    trace = small_trace()
+    trace.events.append({"ph": "X", "cat": "cpu_op", "name": 'a "}, {" b', "pid": 100, "tid": 100,
+                         "ts": 60, "dur": 1, "args": {"x": [{"y": 1}, {"z": 2}]}})  # cuts that are not cuts
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"traceEvents": trace.events, "traceName": "x ] }"}, indent=1))
+    streamed = canonical_text(path, 7, piece_bytes=64)
+    for piece_bytes in (32, 64, 200, 1 << 20):
+        info = inspect_file(path)
+        ranged = CanonicalJson(path, path, info.size, JsonLoadOptions(piece_bytes=piece_bytes))
+        assert b"".join(ranged.chunks()) == streamed, piece_bytes

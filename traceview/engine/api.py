@@ -95,6 +95,8 @@ def _canonical(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | 
     if file.format in rocprof.CONVERTED:
         def source():
             return prefetch(rocprof.iter_chunks(file, on_progress))
+    elif file.format == "json" and not file.compressed:
+        source = file.path  # decoding processes read their pieces from the file itself
     elif file.format == "json":
         def source():
             return prefetch(iter_chunks(file, on_progress))
@@ -102,7 +104,7 @@ def _canonical(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | 
         return None
     options = JsonLoadOptions(lean=config.lean, keep_names=config.keep_names, workers=config.workers,
                               shards=config.shards)
-    return CanonicalJson(source, file.path, file.estimated_raw_size, options)
+    return CanonicalJson(source, file.path, file.estimated_raw_size, options, on_progress)
 
 
 def _load(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None) -> list[Trace]:

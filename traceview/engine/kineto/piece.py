@@ -411,6 +411,13 @@ def decode_piece(data: bytes, options: PieceOptions) -> Piece:
 _TS = re.compile(rb'"ts"\s*:\s*"?(-?[0-9][0-9.eE+-]*)')
 
 
+def decode_range(path: str, offset: int, length: int, options: PieceOptions) -> Piece:
+    """``decode_piece`` of the bytes [offset, offset + length) of the file at ``path``."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        return decode_piece(fh.read(length), options)
+
+
 def first_timestamp_ns(data: bytes) -> int | None:
     """About the smallest ``ts`` near the start of ``data`` (it only seeds the time base,
     which the loader checks against every event once all are decoded)."""

@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,9 +40,11 @@ from traceview.engine.kineto.emit import Emitter, Plan
 from traceview.engine.kineto.kinds import ANNOTATION, CPU_OP, GPU_KINDS, LAUNCH, MEMSET, PYTHON
 from traceview.engine.kineto.lanes import nest
 from traceview.engine.kineto.ledger import Ledger
-from traceview.engine.kineto.piece import Piece, PieceError, PieceOptions, decode_piece, first_timestamp_ns
-from traceview.engine.kineto.split import Document, RawPiece, split_events
+from traceview.engine.kineto.piece import (Piece, PieceError, PieceOptions, decode_piece, decode_range,
+                                           first_timestamp_ns)
+from traceview.engine.kineto.split import Document, RawPiece, split_events, split_file
 from traceview.engine.kineto.workers import WorkerPool
+from traceview.engine.formats import ProgressFn
 from traceview.errors import TraceLoadError
 
 # The processor reads "ts" as a double of microseconds and rounds to the ns:
@@ -103,19 +106,26 @@ def _executor(workers: int) -> Executor | WorkerPool:
 
 
 def _decode_all(raws: Iterator[RawPiece], options: PieceOptions, pool, window: int,
-                path) -> list[Piece]:
+                path, on_progress: ProgressFn | None) -> list[Piece]:
     """Decodes every piece, in order. A piece that is not whole events (its cut lay
-    inside a string or a nested value) is merged with the next one and decoded again."""
+    inside a string or a nested value) is merged with the next one and decoded again.
+    Pieces that name a range of ``path`` are read by the decoding process; then
+    ``on_progress(bytes done, file size)`` follows them."""
     inflight: deque[tuple[RawPiece, Future]] = deque()
     decoded: list[Piece] = []
     events_before = 0
+
+    def submit(raw: RawPiece) -> Future:
+        if raw.offset >= 0:
+            return pool.submit(decode_range, str(path), raw.offset, raw.length, options)
+        return pool.submit(decode_piece, raw.data, options)
 
     def top_up() -> None:
         while len(inflight) < window:
             raw = next(raws, None)
             if raw is None:
                 return
-            inflight.append((raw, pool.submit(decode_piece, raw.data, options)))
+            inflight.append((raw, submit(raw)))
 
     top_up()
     while inflight:
@@ -130,11 +140,13 @@ def _decode_all(raws: Iterator[RawPiece], options: PieceOptions, pool, window: i
                 top_up()
             following, stale = inflight.popleft()
             stale.cancel()
-            merged = RawPiece(raw.data + raw.separator + following.data, following.separator, following.last)
-            inflight.appendleft((merged, pool.submit(decode_piece, merged.data, options)))
+            merged = raw.then(following)
+            inflight.appendleft((merged, submit(merged)))
             continue
         decoded.append(result)
         events_before += result.counts.get("events", 0)
+        if raw.offset >= 0 and on_progress is not None:
+            on_progress(raw.offset + raw.length, path.stat().st_size)
         top_up()
     return decoded
 
@@ -264,9 +276,12 @@ def _plan(pieces: list[Piece], options: JsonLoadOptions, ledger: Ledger, pool=No
 class CanonicalJson:
     """A Chrome/Kineto JSON trace decoded and planned, ready to stream into the processor."""
 
-    def __init__(self, source: Callable[[], Iterable[bytes]], path, size_hint: int,
-                 options: JsonLoadOptions) -> None:
+    def __init__(self, source: Callable[[], Iterable[bytes]] | Path, path, size_hint: int,
+                 options: JsonLoadOptions, on_progress: ProgressFn | None = None) -> None:
+        """``source``: a function giving the JSON text in chunks, or an uncompressed file, which
+        the decoding processes then read piece by piece themselves."""
         self.path = path
+        self.on_progress = on_progress
         self.ledger = Ledger()
         self.document = Document()
         workers = _worker_count(options, size_hint)
@@ -289,12 +304,16 @@ class CanonicalJson:
     def _decode(self, source, options: JsonLoadOptions, pool, workers: int) -> tuple[int, list[Piece]]:
         base = None
         for _attempt in range(2):
-            raws = split_events(source(), self.path, self.document, options.piece_bytes)
+            if isinstance(source, Path):
+                raws = split_file(source, self.document, options.piece_bytes)
+            else:
+                raws = split_events(source(), self.path, self.document, options.piece_bytes)
             first = next(raws)
             if base is None:
-                base = time_base(first_timestamp_ns(first.data))
+                base = time_base(first_timestamp_ns(first.data if first.offset < 0 else _head(source, first)))
             piece_options = PieceOptions(base, options.lean, options.keep_names)
-            pieces = _decode_all(_chain(first, raws), piece_options, pool, 2 * workers, self.path)
+            pieces = _decode_all(_chain(first, raws), piece_options, pool, 2 * workers, self.path,
+                                 self.on_progress)
             lo = min((p.min_ts for p in pieces if p.min_ts is not None), default=base)
             hi = max((p.max_ts for p in pieces if p.max_ts is not None), default=base)
             if base <= lo and hi - base < EXACT_LIMIT_NS:
@@ -327,6 +346,12 @@ def _fed_bytes(pieces: list[Piece], plan: Plan) -> list[int]:
             total[shard] += int(sizes[mask].sum())
         total[0] += sum(len(text) for text, _ in p.passthrough)
     return total
+
+
+def _head(path: Path, piece: RawPiece, limit: int = 4 << 20) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(piece.offset)
+        return fh.read(min(piece.length, limit))
 
 
 def _chain(first: RawPiece, rest: Iterator[RawPiece]) -> Iterator[RawPiece]:

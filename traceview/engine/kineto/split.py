@@ -13,8 +13,10 @@ is a true one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import msgspec
 
@@ -31,11 +33,22 @@ _MAX_HEAD_BYTES = 256 << 20
 @dataclass
 class RawPiece:
     """The text of whole events, without brackets; ``separator`` is what stood
-    between its last event and the next piece's first (``,`` and whitespace)."""
+    between its last event and the next piece's first (``,`` and whitespace).
+    A piece of an uncompressed file may instead name its bytes (``offset``,
+    ``length``): the decoding process reads them itself."""
 
     data: bytes
     separator: bytes = b""
     last: bool = False
+    offset: int = -1
+    length: int = 0
+
+    def then(self, following: "RawPiece") -> "RawPiece":
+        """This piece and the next as one (a cut that was not between two events)."""
+        if self.offset >= 0:
+            return RawPiece(b"", following.separator, following.last, self.offset,
+                            following.offset + following.length - self.offset)
+        return RawPiece(self.data + self.separator + following.data, following.separator, following.last)
 
 
 @dataclass
@@ -118,6 +131,12 @@ def _last_cut(buffer: bytes, lo: int, hi: int) -> tuple[int, int] | None:
 
 def _final_piece(text: bytes, doc: Document, path) -> bytes:
     """The events part of the text after the last cut (strips the array's end and what follows)."""
+    return text[:_events_end(text, doc, path)]
+
+
+def _events_end(text: bytes, doc: Document, path) -> int:
+    """Where the events end in ``text``, the document's last bytes: before the array's ``]``
+    (and the whitespace before it); ``doc`` gets the keys that follow."""
     at = len(text)
     while (close := text.rfind(b"]", 0, at)) >= 0:
         at = close
@@ -130,9 +149,9 @@ def _final_piece(text: bytes, doc: Document, path) -> bytes:
             if keys is None:
                 continue
             doc.metadata.update(keys)
-        return text[:close].rstrip(_WHITESPACE)
+        return len(text[:close].rstrip(_WHITESPACE))
     if doc.bare_array:  # Chrome's array format may stop without its closing bracket
-        return text.rstrip(_WHITESPACE).rstrip(b",").rstrip(_WHITESPACE)
+        return len(text.rstrip(_WHITESPACE).rstrip(b",").rstrip(_WHITESPACE))
     raise TraceLoadError(path, "the traceEvents array does not end: the JSON is truncated or malformed")
 
 
@@ -170,3 +189,58 @@ def split_events(chunks: Iterable[bytes], path, doc: Document, piece_bytes: int)
 def _then(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield from rest
+
+
+_CUT = re.compile(rb"\}\s*,\s*\{")
+_WINDOW = 1 << 20
+
+
+def _read(fh, offset: int, length: int) -> bytes:
+    fh.seek(offset)
+    return fh.read(length)
+
+
+def split_file(path: Path, doc: Document, piece_bytes: int) -> Iterator[RawPiece]:
+    """``split_events`` for an uncompressed file, reading only around the cuts: each piece
+    names a byte range that the decoding process reads itself."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head, begin = b"", None
+        while begin is None and len(head) < min(size, _MAX_HEAD_BYTES):
+            head += _read(fh, len(head), max(len(head), _WINDOW))
+            begin = _events_start(head[3:] if head.startswith(_BOM) else head, path, doc)
+        if begin is None:
+            raise TraceLoadError(path, "JSON holds no Chrome/Kineto trace events (no traceEvents array)")
+        begin += 3 if head.startswith(_BOM) else 0
+        tail_at = max(begin, size - _WINDOW)
+        while True:  # the array's end: within the last MiB, or further back for a long last event
+            try:
+                end = tail_at + _events_end(_read(fh, tail_at, size - tail_at), doc, path)
+                break
+            except TraceLoadError:
+                if tail_at == begin:
+                    raise
+                tail_at = max(begin, size - 4 * (size - tail_at))
+        start = begin
+        while end - start > piece_bytes:
+            cut = _next_cut(fh, start + piece_bytes, end)
+            if cut is None:
+                break
+            close, brace = cut
+            yield RawPiece(b"", _read(fh, close + 1, brace - close - 1), False, start, close + 1 - start)
+            start = brace
+    yield RawPiece(b"", b"", True, start, end - start)
+
+
+def _next_cut(fh, at: int, end: int) -> tuple[int, int] | None:
+    """The first ``}<ws>,<ws>{`` from ``at`` on (before ``end``): (index of ``}``, index of ``{``)."""
+    window = _WINDOW
+    while at < end:
+        text = _read(fh, at, min(window, end - at))
+        match = _CUT.search(text)
+        if match:
+            return at + match.start(), at + match.end() - 1
+        if at + len(text) >= end:
+            return None
+        window *= 4  # one event longer than the window: look further
+    return None
