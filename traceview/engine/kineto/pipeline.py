@@ -143,7 +143,7 @@ def _decode_all(raws: Iterator[RawPiece], options: PieceOptions, pool, window: i
             merged = raw.then(following)
             inflight.appendleft((merged, submit(merged)))
             continue
-        decoded.append(result)
+        decoded.append(result.as_numpy())
         events_before += result.counts.get("events", 0)
         if raw.offset >= 0 and on_progress is not None:
             on_progress(raw.offset + raw.length, path.stat().st_size)
@@ -295,6 +295,8 @@ class CanonicalJson:
             plan = _plan(pieces, options, self.ledger, pool)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        for p in pieces:
+            p.drop_columns()
         metadata = [m for p in pieces for m in p.metadata]
         self.shards = plan.shards
         self.fed_bytes_by_shard = _fed_bytes(pieces, plan)

@@ -23,15 +23,16 @@ import numpy as np
 
 from traceview.engine.kineto.kinds import MEMSET
 
-# A shard per this much canonical JSON, at most one per core: below it, another processor costs
-# more (its start, its fixed memory) than it saves.
+# A shard per this much canonical JSON, at most one per core and MAX_SHARDS in all: each processor
+# costs ~60 MB however little it holds, and below this it costs more than it saves.
 SHARD_BYTES = 24 << 20
+MAX_SHARDS = 8
 
 
 def shard_count(fed_bytes: int, cores: int, asked: int | None) -> int:
     if asked is not None:
         return max(1, asked)
-    return max(1, min(cores, fed_bytes // SHARD_BYTES))
+    return max(1, min(cores, MAX_SHARDS, fed_bytes // SHARD_BYTES))
 
 
 def assign(kind: np.ndarray, ts: np.ndarray, dur: np.ndarray, corr: np.ndarray, keep: np.ndarray,

@@ -10,6 +10,7 @@ requests on stdin/stdout, one at a time.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import pickle
@@ -119,6 +120,15 @@ class WorkerPool:
             worker.close()
 
 
+def _give_memory_back() -> None:
+    """Returns the memory a task freed to the system: a pool of idle workers would otherwise each
+    keep its largest task's peak (80 MB for an 8 MB piece; 16 of them outweigh the trace)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _serve() -> None:
     """Worker main loop: (function, args) in, (ok, result or exception) out, until stdin closes."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
@@ -134,6 +144,8 @@ def _serve() -> None:
         except Exception as err:  # handed back to the caller's future
             reply = (False, err)
         _write(stdout, reply)
+        del reply
+        _give_memory_back()
 
 
 if __name__ == "__main__":
