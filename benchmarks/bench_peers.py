@@ -433,14 +433,18 @@ def bench_ranks(n: int, label: str, timeout_s: float, warm_up: Path) -> dict:
             tempfile.TemporaryDirectory(prefix="bench-peers-cache-") as cache:
         how = _link_ranks(path, Path(ranks), n)
         env = _cli_env(Path(cache), warm_up, timeout_s)
+        share = str(max(1, (os.cpu_count() or 1) // n))  # the cores each rank gets in the batch
         for run, target, shown, extra, count in (
-                ("one", Path(ranks) / "rank0.json", "rank0.json", [], 1),
+                ("one_alone", Path(ranks) / "rank0.json", "rank0.json", [], 1),
+                ("one", Path(ranks) / "rank0.json", "rank0.json", ["--jobs", share], 1),
                 ("all", Path(ranks), f"<dir of {n}>", ["--jobs", str(n)], n)):
             out = LOGS / f"ranks.{run}.out.json"
             out.unlink(missing_ok=True)
             cmd = [sys.executable, "-m", "traceview", "counts", str(target), *extra, "--no-cache", "-f", "json",
                    "-o", str(out)]
-            record = {"run": run, "label": "one rank" if run == "one" else f"all {n} ranks",
+            label = {"one_alone": "one rank, all cores", "one": f"one rank, {share} cores (its share)",
+                     "all": f"all {n} ranks"}[run]
+            record = {"run": run, "label": label,
                       "command": " ".join(["traceview counts", shown, *extra, "--no-cache -f json"]),
                       **measure_command(cmd, timeout_s, env, LOGS / f"ranks.{run}.log", tree=True)}
             if record["exit_code"] == 0 and out.exists():
@@ -465,8 +469,9 @@ def machine() -> dict:
             versions[dist] = version(dist)
         except PackageNotFoundError:
             versions[dist] = "not installed"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True, check=False).stdout.strip()
+    # BENCH_COMMIT: where the tree was copied without its history (a lent machine).
+    commit = os.environ.get("BENCH_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
     return {"nproc": os.cpu_count(), "ram_gib": round(mem_kib / (1 << 20), 1), "cpu": cpu,
             "python": platform.python_version(), "os": platform.platform(), "versions": versions,
             "commit": commit, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}

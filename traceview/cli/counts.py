@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -89,8 +90,9 @@ def counts_command(
         raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
     files = expand_paths(traces)
     labels = rank_names(files)  # e.g. rank0 of two runs: falls back to the paths
-    if len(files) == 1:
-        found = [analyze_with_progress(files[0], step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)]
+    if len(files) == 1:  # --jobs: the cores one trace's decoding and processors may use
+        engine = replace(engine_config(tp_bin, strict), workers=jobs, shards=jobs)
+        found = [analyze_with_progress(files[0], step_marker, rules, engine, quiet, no_cache)]
         labels = [str(files[0])]
     else:
         batch = BatchConfig(step_marker, rules, engine_config(tp_bin, strict), use_cache=not no_cache)

@@ -46,7 +46,8 @@ NoCacheOpt = Annotated[bool, typer.Option(
     "--no-cache", help="Count from the trace even if the same file, rules and step marker were counted before "
                        "(the result cache lives in $TRACEVIEW_CACHE_DIR or ~/.cache/traceview; see `traceview cache`).")]
 JobsOpt = Annotated[Optional[int], typer.Option(
-    "--jobs", "-j", min=1, help="Worker processes for several traces (default: one per core). Example: -j 4")]
+    "--jobs", "-j", min=1, help="Worker processes for several traces, or the cores one trace may use "
+                                "(default: one per core). Example: -j 4")]
 ExecutorOpt = Annotated[str, typer.Option(
     "--executor", help="process (a local pool) or ray (one task per trace; pip install 'traceview[ray]'). "
                        "Example: --executor ray --address auto")]
