@@ -38,6 +38,32 @@ class Plan:
     shard_hi: np.ndarray | None = None
     shards: int = 1
 
+    def compact(self, pieces: list[Piece]) -> None:
+        """Drops the events that are not fed, from the pieces' text and from the plan: a lean load
+        keeps a fraction of them, and the text of the rest would wait in memory while the
+        processors fill theirs."""
+        if self.keep.all():
+            return
+        new_index = np.cumsum(self.keep) - 1
+        for index, p in enumerate(pieces):
+            g0, n = int(self.offsets[index]), len(p.kind)
+            keep = self.keep[g0:g0 + n]
+            sizes = np.diff(p.frag_end, prepend=0)[keep]
+            edges = np.diff(np.concatenate(([0], keep.view(np.int8), [0])))
+            starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+            ends = p.frag_end
+            view = memoryview(p.frag)
+            p.frag = b"".join(view[int(ends[a - 1]) if a else 0:int(ends[b - 1])] for a, b in zip(starts, stops))
+            p.frag_end = np.cumsum(sizes)
+            p.kind = p.kind[keep]
+        self.offsets = np.concatenate([[0], np.cumsum([len(p.kind) for p in pieces])]).astype(np.int64)
+        self.new_corr = {int(new_index[i]): change for i, change in self.new_corr.items() if self.keep[i]}
+        for name in ("lane", "track", "shard_lo", "shard_hi"):
+            column = getattr(self, name)
+            if column is not None:
+                setattr(self, name, column[self.keep])
+        self.keep = np.ones(len(self.lane), dtype=bool)
+
 
 class Emitter:
     """Streams the plan's canonical JSON; each piece is released once written."""
@@ -121,12 +147,13 @@ class Emitter:
         """Writes every shard's JSON, in chunks of a few MiB, to ``sinks[shard]``, one pass over the pieces."""
         pending: list[list] = [[HEAD, self.metadata_text()] for _ in sinks]
         sizes = [0] * len(sinks)
+        chunk_bytes = max(1 << 20, CHUNK_BYTES // len(sinks))  # what waits for the processors stays ~constant
         for index in range(len(self.pieces)):
             for shard, sink in enumerate(sinks):
                 texts = self.piece_text(index, shard)
                 pending[shard] += texts
                 sizes[shard] += sum(len(t) for t in texts)
-                if sizes[shard] >= CHUNK_BYTES:
+                if sizes[shard] >= chunk_bytes:
                     sink(b"".join(pending[shard]))
                     pending[shard], sizes[shard] = [], 0
             self.pieces[index] = None  # type: ignore[call-overload]  # its text is on its way

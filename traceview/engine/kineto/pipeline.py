@@ -55,7 +55,8 @@ EXACT_LIMIT_NS = 1 << 52
 REBASE_MARGIN_NS = 1 << 50
 SECOND_NS = 1_000_000_000
 PIECE_BYTES = 8 << 20
-POOL_MIN_BYTES = 48 << 20  # below this a process pool costs more than it saves
+POOL_MIN_BYTES = 48 << 20
+NEST_WORKERS = 4  # processes kept after the decode, to nest long tracks side by side  # below this a process pool costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -292,14 +293,17 @@ class CanonicalJson:
                 self.ledger.add_piece(p)
             if not pieces or self.ledger.events == 0:
                 raise TraceLoadError(path, "JSON holds no Chrome/Kineto trace events")
+            if isinstance(pool, WorkerPool):
+                pool.shrink(NEST_WORKERS)  # what is left to do in parallel: a few long tracks
             plan = _plan(pieces, options, self.ledger, pool)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         for p in pieces:
             p.drop_columns()
+        self.fed_bytes_by_shard = _fed_bytes(pieces, plan)
+        plan.compact(pieces)
         metadata = [m for p in pieces for m in p.metadata]
         self.shards = plan.shards
-        self.fed_bytes_by_shard = _fed_bytes(pieces, plan)
         self.fed_bytes = sum(self.fed_bytes_by_shard)
         self._emitter = Emitter(pieces, plan, metadata)
 
