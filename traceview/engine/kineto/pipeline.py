@@ -54,7 +54,8 @@ EXACT_LIMIT_NS = 1 << 52
 # one seen, so that events up to ~12 days earlier and ~39 days later stay exact.
 REBASE_MARGIN_NS = 1 << 50
 SECOND_NS = 1_000_000_000
-PIECE_BYTES = 8 << 20
+# Each decoding process holds ~10x its piece while decoding it: 4 MiB keeps 16 of them under the file's size.
+PIECE_BYTES = 4 << 20
 POOL_MIN_BYTES = 48 << 20
 NEST_WORKERS = 4  # processes kept after the decode, to nest long tracks side by side  # below this a process pool costs more than it saves
 

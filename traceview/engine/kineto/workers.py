@@ -110,19 +110,22 @@ class WorkerPool:
 
     def __init__(self, n: int) -> None:
         self.workers = [_Worker() for _ in range(n)]
+        self._leaving: list[_Worker] = []  # told to exit by shrink(), reaped at shutdown()
 
     def submit(self, fn, *args) -> Future:
         worker = min(self.workers, key=_Worker.load)
         return worker.submit(fn, args)
 
     def shrink(self, n: int) -> None:
-        """Keeps ``n`` workers and ends the others (idle ones: each still holds ~30 MB)."""
+        """Keeps ``n`` workers and ends the others (idle ones: each still holds ~30 MB), without
+        waiting for them to exit."""
         extra, self.workers = self.workers[n:], self.workers[:n]
+        self._leaving += extra
         for worker in extra:
-            worker.close()
+            worker.process.stdin.close()  # it exits at end of input
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        for worker in self.workers:
+        for worker in self.workers + self._leaving:
             worker.close()
 
 
