@@ -442,9 +442,9 @@ def bench_ranks(n: int, label: str, timeout_s: float, warm_up: Path) -> dict:
             out.unlink(missing_ok=True)
             cmd = [sys.executable, "-m", "traceview", "counts", str(target), *extra, "--no-cache", "-f", "json",
                    "-o", str(out)]
-            label = {"one_alone": "one rank, all cores", "one": f"one rank, {share} cores (its share)",
-                     "all": f"all {n} ranks"}[run]
-            record = {"run": run, "label": label,
+            run_label = {"one_alone": "one rank, all cores", "one": f"one rank, {share} cores (its share)",
+                         "all": f"all {n} ranks"}[run]
+            record = {"run": run, "label": run_label,
                       "command": " ".join(["traceview counts", shown, *extra, "--no-cache -f json"]),
                       **measure_command(cmd, timeout_s, env, LOGS / f"ranks.{run}.log", tree=True)}
             if record["exit_code"] == 0 and out.exists():

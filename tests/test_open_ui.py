@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -191,6 +192,14 @@ def _interrupt_when_served(url: str, fetched: dict, returned: threading.Event) -
     return thread
 
 
+def canonical_bytes(trace: Path) -> bytes:
+    """What `traceview open` serves for a JSON trace: the canonical JSON traceview feeds the processor."""
+    from traceview.engine.export import canonical_copy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return canonical_copy(trace, Path(tmp)).read_bytes()
+
+
 @pytest.mark.parametrize("browser_started", [True, False])
 def test_open_serves_until_ctrl_c_and_opens_browser(browser_started: bool, tiny_trace: Path, capsys,
                                                     monkeypatch) -> None:
@@ -209,7 +218,7 @@ def test_open_serves_until_ctrl_c_and_opens_browser(browser_started: bool, tiny_
     returned.set()
     clients[0].join(timeout=10)
     assert code == 0
-    assert fetched["body"] == tiny_trace.read_bytes()
+    assert fetched["body"] == canonical_bytes(tiny_trace)
     out = capsys.readouterr()
     assert out.out.strip().startswith("http://127.0.0.1:") and "Stopped." in out.err
     assert ("No browser could be started" in out.err) is not browser_started  # and it kept serving
@@ -221,14 +230,15 @@ def test_open_no_browser_prints_url_and_serves_on_given_port(tiny_trace: Path, c
     port = _free_port()
     fetched: dict = {}
     returned = threading.Event()
-    client = _interrupt_when_served(f"http://127.0.0.1:{port}/trace/{tiny_trace.name}", fetched, returned)
+    served = "tiny.traceview.json"  # what the processor is fed: exact times, overlap lanes
+    client = _interrupt_when_served(f"http://127.0.0.1:{port}/trace/{served}", fetched, returned)
     code = run(["open", str(tiny_trace), "--no-browser", "--port", str(port)])
     returned.set()
     client.join(timeout=10)
     assert code == 0
-    assert fetched["body"] == tiny_trace.read_bytes()
+    assert fetched["body"] == canonical_bytes(tiny_trace)
     url = capsys.readouterr().out.strip()
-    assert url == f"http://127.0.0.1:{port}/#!/?url=http://127.0.0.1:{port}/trace/{tiny_trace.name}"
+    assert url == f"http://127.0.0.1:{port}/#!/?url=http://127.0.0.1:{port}/trace/{served}"
 
 
 # --- the UI in headless Chromium, with no network ---------------------------------------------------------------
