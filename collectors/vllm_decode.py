@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from collectors.errors import CollectError, MissingToolError
 from collectors.manifest import build_manifest, write_manifest
+from traceview.model.ranks import parse_rank, rank_sort_key
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 INSTALL_HINT = "vLLM is not installed; pip install vllm (needs a CUDA or ROCm GPU)"
@@ -98,24 +98,20 @@ def bench_latency_command(cfg: VllmDecodeConfig, warmup_iters: int = 2) -> list[
     return [*cmd, "--profiler-config", json.dumps(profiler_config(cfg), separators=(",", ":"))]
 
 
-_RANK_PATTERNS = (re.compile(r"rank[-_]?(\d+)"), re.compile(r"(?:^|[^a-z])tp[-_]?(\d+)"))
 _TRACE_GLOBS = ("*.pt.trace.json.gz", "*.pt.trace.json", "*.json.gz")
 
 
 def trace_rank(name: str) -> int | None:
-    """The rank in a worker trace's file name (``...rank3...`` first, else ``...tp3...``)."""
-    for pattern in _RANK_PATTERNS:
-        match = pattern.search(name.lower())
-        if match:
-            return int(match.group(1))
-    return None
+    """The global rank a worker trace's file name gives (``traceview.model.ranks.parse_rank``:
+    ``...rank3...`` first, else ``...tp3...`` when dp/pp are 0), or None."""
+    return parse_rank(name).rank
 
 
 def find_rank_traces(out_dir: str | Path) -> list[tuple[int | None, Path]]:
-    """Trace files under ``out_dir`` as (rank, path), sorted by rank (unranked last), then name."""
+    """Trace files under ``out_dir`` as (rank, path) in rank order (``traceview.model.ranks.rank_sort_key``):
+    by global rank, then names with only dp/pp/tp coordinates (rank None), then unranked (None) by name."""
     found = {p for pattern in _TRACE_GLOBS for p in Path(out_dir).rglob(pattern) if p.is_file()}
-    ranked = [(trace_rank(p.name), p) for p in found]
-    return sorted(ranked, key=lambda rp: (rp[0] is None, rp[0] or 0, str(rp[1])))
+    return [(trace_rank(p.name), p) for p in sorted(found, key=lambda p: (rank_sort_key(p), str(p)))]
 
 
 def _prompts(cfg: VllmDecodeConfig) -> list[dict[str, list[int]]]:

@@ -32,7 +32,7 @@ from traceview.cache import cached_analyze, wasm_dir
 from traceview.engine import EngineConfig
 from traceview.errors import TraceLoadError, TraceviewError
 from traceview.model.counts import LaunchCounts
-from traceview.model.ranks import rank_label, trace_files
+from traceview.model.ranks import rank_label, scan_traces, trace_files
 
 EXECUTORS = ("process", "ray")
 FAILURES = ("raise", "record")
@@ -58,10 +58,13 @@ class BatchConfig:
     failures: str = "raise"
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+def expand_paths(paths: Iterable[str | Path],
+                 on_skip: Callable[[Path, str], None] | None = None) -> list[Path]:
     """Files named by ``paths``: each is a file, a directory of traces (ordered by rank) or a glob.
 
-    Duplicates are dropped, order is kept. Raises TraceLoadError for a glob that
+    Duplicates are dropped, order is kept. A directory gives its trace files only
+    (``model.ranks.scan_traces``): each file left out as no trace (``manifest.json``)
+    goes to ``on_skip(path, reason)``. Raises TraceLoadError for a glob that
     matches nothing or a directory holding no trace; a missing plain file is
     left for the worker to report, like any other unreadable trace.
     """
@@ -74,7 +77,11 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
                 raise TraceLoadError(text, "no file matches this pattern")
             out.extend(matches)
         elif Path(text).is_dir():
-            out.extend(trace_files(Path(text)))
+            found = scan_traces(Path(text))
+            if on_skip is not None:
+                for skipped, reason in found.skipped:
+                    on_skip(skipped, reason)
+            out.extend(found.traces)
         else:
             out.append(Path(text))
     return list(dict.fromkeys(out))

@@ -118,8 +118,9 @@ def _merge_kernels(per_rank: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def rank_names(paths: Sequence[str | Path]) -> list[str]:
-    """``rank3``-style names for the traces of one run (``model.ranks.rank_label``); the paths as given
-    when two traces would get the same name (e.g. no rank number in the file names)."""
+    """One name per trace of one run, in the order given: ``rank3`` (or ``dp1_pp0_tp3``, or the file
+    name when it has no rank; ``model.ranks.rank_label``), or the paths as given when two traces would
+    get the same name (e.g. rank0 of two runs)."""
     names = [rank_label(Path(p)) for p in paths]
     return names if len(set(names)) == len(names) else [str(p) for p in paths]
 

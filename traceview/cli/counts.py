@@ -58,6 +58,10 @@ def _print_table(label: str, counts: LaunchCounts, skip: int) -> None:
         stdout.print(f"[yellow]steps whose launch count differs from the most common one: {irregular}[/yellow]")
 
 
+def _note_skipped(path: Path, reason: str) -> None:
+    stderr.print(f"note: skipped {path}: {reason}", markup=False, highlight=False)
+
+
 @app.command("counts")
 def counts_command(
     traces: Annotated[list[Path], typer.Argument(
@@ -88,7 +92,7 @@ def counts_command(
     """
     if output is not None and fmt == "table":
         raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
-    files = expand_paths(traces)
+    files = expand_paths(traces, on_skip=_note_skipped)
     labels = rank_names(files)  # e.g. rank0 of two runs: falls back to the paths
     if len(files) == 1:  # --jobs: the cores one trace's decoding and processors may use
         engine = replace(engine_config(tp_bin, strict), workers=jobs, shards=jobs)
