@@ -15,8 +15,20 @@ from traceview.analyses.summary import rank_disagreements, rank_names
 from traceview.batch import BatchConfig, analyze_many, expand_paths
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress, engine_config
-from traceview.cli.options import (AddressOpt, ExecutorOpt, FrameFormatOpt, JobsOpt, NoCacheOpt, OutputOpt,
-                                   QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, StrictOpt, TpBinOpt)
+from traceview.cli.options import (
+    AddressOpt,
+    ExecutorOpt,
+    FrameFormatOpt,
+    JobsOpt,
+    NoCacheOpt,
+    OutputOpt,
+    QuietOpt,
+    RulesOpt,
+    SkipOpt,
+    StepMarkerOpt,
+    StrictOpt,
+    TpBinOpt,
+)
 from traceview.cli.render import count_progress, stderr, stdout, write_output
 from traceview.model.counts import LaunchCounts, counts_document
 
