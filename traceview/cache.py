@@ -50,8 +50,8 @@ from traceview.engine import EngineConfig
 from traceview.engine.formats import ProgressFn, default_cache_dir
 from traceview.model.counts import LaunchCounts, analyze
 
-FORMAT_VERSION = 1  # bump when the entry layout changes
-_FRAMES = ("steps", "launches")
+FORMAT_VERSION = 2  # bump when the entry layout changes
+_FRAMES = ("steps", "launches", "step_candidates")
 _BLOCK = 1 << 20
 RECENT_WRITE_NS = 2_000_000_000  # files changed more recently than this are hashed every time
 # What a damaged entry raises while being read: parquet/arrow errors, bad JSON, missing fields.

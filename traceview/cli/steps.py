@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-
 import pandas as pd
 from rich.table import Table
+from rich.text import Text
 
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress, engine_config
-from traceview.cli.options import (FrameFormatOpt, NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, StepMarkerOpt,
-                                   StrictOpt, TpBinOpt, TraceArg)
+from traceview.cli.options import (
+    FrameFormatOpt,
+    NoCacheOpt,
+    OutputOpt,
+    QuietOpt,
+    RulesOpt,
+    StepMarkerOpt,
+    StrictOpt,
+    TpBinOpt,
+    TraceArg,
+)
 from traceview.cli.render import stderr, stdout, write_frame
 
 
@@ -25,7 +34,8 @@ def steps_command(
     quiet: QuietOpt = False,
     no_cache: NoCacheOpt = False,
 ) -> None:
-    """List the steps: name, CPU start/end/duration, GPU start/end, launches (graph-replayed and direct).
+    """List the steps: name, CPU start/end/duration, GPU start/end, launches (graph-replayed and direct),
+    and every step-marker family found (count, median duration, which one was chosen).
 
     Examples:
       traceview steps sample_traces/demo_vllm_eager_before.pt.trace.json.gz
@@ -37,14 +47,27 @@ def steps_command(
     steps = counts.steps
     if write_frame(steps, fmt, output):
         return
-    table = Table(title=f"{len(steps)} step(s) by marker {counts.step_marker} {counts.step_regex}", title_justify="left")
+    table = Table(title=Text(f"{len(steps)} step(s) by marker {counts.step_marker} {counts.step_regex}"),
+                  title_justify="left")
     for column in ("step", "name", "cpu start ms", "cpu ms", "gpu start ms", "gpu ms", "launches", "graph", "direct"):
         table.add_column(column, justify="left" if column == "name" else "right")
     origin = int(steps["cpu_start_ns"].min()) if len(steps) else 0
     for r in steps.itertuples(index=False):
         no_gpu = pd.isna(r.gpu_start_ns)
-        table.add_row(str(r.step), str(r.name)[:60], f"{(r.cpu_start_ns - origin) / 1e6:.3f}", f"{r.cpu_dur_ns / 1e6:.3f}",
+        table.add_row(str(r.step), Text(str(r.name)[:60]), f"{(r.cpu_start_ns - origin) / 1e6:.3f}", f"{r.cpu_dur_ns / 1e6:.3f}",
                       "" if no_gpu else f"{(int(r.gpu_start_ns) - origin) / 1e6:.3f}",
                       "" if no_gpu else f"{(int(r.gpu_end_ns) - int(r.gpu_start_ns)) / 1e6:.3f}",
                       str(r.launches), str(r.graph_replayed), str(r.direct))
     stdout.print(table)
+    stdout.print(_markers_table(counts.step_candidates))
+
+
+def _markers_table(candidates: pd.DataFrame) -> Table:
+    """Every step-marker family that matched: a user picks another with --step-marker."""
+    table = Table(title="step markers found (the most steps wins, then the shortest)", title_justify="left")
+    for column in ("", "marker", "steps", "median ms", "regex"):
+        table.add_column(column, justify="right" if column in ("steps", "median ms") else "left")
+    for r in candidates.itertuples(index=False):
+        table.add_row("chosen" if r.chosen else "", Text(str(r.marker)), str(r.steps), f"{r.median_ms:.3f}",
+                      Text(str(r.regex)))  # Text: a regex's [ ] are not rich markup
+    return table

@@ -1,4 +1,10 @@
-"""Decode steps: CPU-side annotations matching a step marker, one row per step."""
+"""Decode steps: slices matching a step marker, one row per step.
+
+A marker may match slices of any CPU-side category: annotations, ops, and Python
+frames (vLLM V1 serving traces mark a step only by the ``execute_model`` frame).
+When several marker families match, one is chosen by a stated rule (``choose``)
+and the others are reported.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,13 @@ from traceview.engine import ShardedTrace, Trace
 from traceview.model.rules import StepMarker, compile_regex, load_step_markers
 from traceview.model.sql import on_shards, shards_of, sql_literal
 
-# CPU-side annotation categories across Kineto versions (and rocprofv3's roctx
-# ranges in .pftrace, marker_api); the GPU-side copy of an annotation
-# (gpu_user_annotation) is excluded so ProfilerStep#N counts once.
-CPU_ANNOTATION_CATEGORIES = ("user_annotation", "cpu_op", "Operator", "marker_api")
-_CATS_SQL = ", ".join(sql_literal(c) for c in CPU_ANNOTATION_CATEGORIES)
+# Markers are searched among every slice but the GPU's: GPU work, and the GPU-side copy of an
+# annotation (gpu_user_annotation), so that ProfilerStep#N, written on both sides, counts once.
+GPU_SIDE_CATEGORIES = ("gpu_user_annotation", "kernel", "gpu_memcpy", "gpu_memset", "Kernel", "Memcpy", "Memset",
+                       "kernel_dispatch", "memory_copy")
+_NOT_GPU_SQL = "(category is null or category not in ({}))".format(
+    ", ".join(sql_literal(c) for c in GPU_SIDE_CATEGORIES))
+CANDIDATE_COLUMNS = ["marker", "regex", "steps", "median_ms", "chosen"]
 
 STEP_COLUMNS = ["step", "name", "slice_id", "cpu_start_ns", "cpu_end_ns", "cpu_dur_ns"]
 
@@ -27,6 +35,8 @@ class StepSelection:
     marker: str  # name of the marker used ("custom" for --step-marker, "whole-trace" if none)
     regex: str  # the regex that matched ("" for whole-trace)
     warnings: list[str] = field(default_factory=list)
+    # Every marker family that matched: CANDIDATE_COLUMNS (steps int64, median_ms float64, chosen bool).
+    candidates: pd.DataFrame = field(default_factory=lambda: empty_candidates())
     # With shards: each shard's slice id of each step's marker (step -> id; absent where the shard
     # does not hold it). Without, the slice_id column of ``steps``.
     shard_slice_ids: list[dict[int, int]] | None = None
@@ -43,7 +53,7 @@ def _annotation_names(trace) -> pd.DataFrame:
     def names(shard: Trace) -> pd.DataFrame:
         return shard.query(f"""
             select name, count(*) as n from slice
-            where category in ({_CATS_SQL}) and name is not null
+            where {_NOT_GPU_SQL} and name is not null
             group by name""")
     frames = on_shards(names, shards_of(trace))
     if len(frames) == 1:
@@ -80,13 +90,31 @@ def _trace_span(trace) -> tuple[int, int]:
     return (int(lo.min()) if len(lo) else 0), (int(hi.max()) if len(hi) else 0)
 
 
+def empty_candidates() -> pd.DataFrame:
+    return pd.DataFrame({"marker": pd.Series(dtype="string"), "regex": pd.Series(dtype="string"),
+                         "steps": pd.Series(dtype="int64"), "median_ms": pd.Series(dtype="float64"),
+                         "chosen": pd.Series(dtype="bool")})
+
+
+def choose(found: list[tuple[StepMarker, pd.DataFrame]]) -> int:
+    """Which of several matching marker families defines the steps: the one with the most steps
+    (a family that repeats per decode step beats one around a whole run), then the one whose
+    steps are shortest (the innermost: SGLang's ``step[EXTEND …]`` inside vLLM's ``execute_…``),
+    then the first in the rules' order."""
+    def key(item: tuple[int, tuple[StepMarker, pd.DataFrame]]) -> tuple:
+        index, (_, steps) = item
+        return (-len(steps), float(steps["cpu_dur_ns"].median()), index)
+    return min(enumerate(found), key=key)[0]
+
+
 def find_steps(trace: Trace | ShardedTrace, step_marker: str | None = None,
                markers: tuple[StepMarker, ...] | None = None) -> StepSelection:
     """Finds the steps of ``trace``.
 
-    ``step_marker`` (a regex) overrides the packaged markers. Markers are tried
-    in order; the first matching at least one CPU annotation wins. With none,
-    the whole trace is one step and a warning lists the markers tried.
+    ``step_marker`` (a regex) overrides the packaged markers. Every packaged marker
+    that matches finished slices is a candidate family; ``choose`` picks one, and a
+    warning names the others (``StepSelection.candidates`` lists them all). With
+    none, the whole trace is one step and a warning lists the markers tried.
     Returns a StepSelection whose frame has STEP_COLUMNS (times in ns, int64).
     """
     names = _annotation_names(trace)
@@ -94,17 +122,43 @@ def find_steps(trace: Trace | ShardedTrace, step_marker: str | None = None,
         candidates = (StepMarker("custom", compile_regex(step_marker, "--step-marker", "step marker")),)
     else:
         candidates = markers or load_step_markers()
+    found = []
     for marker in candidates:
         matched = [n for n in names.name.tolist() if marker.regex.search(n)] if len(names) else []
-        found = _steps_named(trace, matched) if matched else None
-        if found is not None and not found[0].empty:  # unfinished annotations (no end) are no steps
-            return StepSelection(found[0], marker.name, marker.regex.pattern, shard_slice_ids=found[1])
+        steps = _steps_named(trace, matched) if matched else None
+        if steps is not None and not steps[0].empty:  # unfinished annotations (no end) are no steps
+            found.append((marker, steps))
+    if not found:
+        return _whole_trace(trace, candidates)
+    best = choose([(marker, steps) for marker, (steps, _) in found])
+    table = pd.DataFrame({
+        "marker": pd.array([m.name for m, _ in found], dtype="string"),
+        "regex": pd.array([m.regex.pattern for m, _ in found], dtype="string"),
+        "steps": pd.array([len(f[0]) for _, f in found], dtype="int64"),
+        "median_ms": pd.array([float(f[0]["cpu_dur_ns"].median()) / 1e6 for _, f in found], dtype="float64"),
+        "chosen": pd.array([i == best for i in range(len(found))], dtype="bool")})
+    marker, (steps, slice_ids) = found[best]
+    warnings = []
+    if len(found) > 1:
+        others = "; ".join(f"{r.marker} ({_steps(r.steps)}, median {r.median_ms:.3f} ms)"
+                           for r in table.itertuples(index=False) if not r.chosen)
+        warnings.append(f"steps from marker {marker.name} ({_steps(len(steps))}, median "
+                        f"{float(steps['cpu_dur_ns'].median()) / 1e6:.3f} ms): the most steps, then the shortest; "
+                        f"also found: {others}. Choose another with --step-marker")
+    return StepSelection(steps, marker.name, marker.regex.pattern, warnings, table, slice_ids)
+
+
+def _steps(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
+def _whole_trace(trace, tried: tuple[StepMarker, ...]) -> StepSelection:
     lo, hi = _trace_span(trace)
     whole = pd.DataFrame({"step": [0], "name": ["whole trace"], "slice_id": pd.array([None], dtype="Int64"),
                           "cpu_start_ns": [lo], "cpu_end_ns": [hi], "cpu_dur_ns": [hi - lo]})
-    tried = ", ".join(f"{m.name} ({m.regex.pattern})" for m in candidates)
+    names = ", ".join(f"{m.name} ({m.regex.pattern})" for m in tried)
     return StepSelection(whole, "whole-trace", "",
-                         [f"no step marker found; counted the whole trace as one step (tried: {tried})"])
+                         [f"no step marker found; counted the whole trace as one step (tried: {names})"])
 
 
 def _steps_named(trace, names: list[str]) -> tuple[pd.DataFrame, list[dict[int, int]] | None]:
@@ -117,7 +171,7 @@ def _steps_named(trace, names: list[str]) -> tuple[pd.DataFrame, list[dict[int, 
     frames = on_shards(lambda shard: shard.query(f"""
         select name, id as slice_id, ts as cpu_start_ns, ts + dur as cpu_end_ns, dur as cpu_dur_ns
         from slice
-        where category in ({_CATS_SQL}) and +name in ({name_list}) and dur >= 0
+        where {_NOT_GPU_SQL} and +name in ({name_list}) and dur >= 0
         order by ts, id"""), shards)
     if len(frames) == 1:
         frame = frames[0]
