@@ -9,8 +9,18 @@ from rich.table import Table
 
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress, engine_config
-from traceview.cli.options import (FrameFormatOpt, NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt,
-                                   StepMarkerOpt, StrictOpt, TpBinOpt, TraceArg)
+from traceview.cli.options import (
+    FrameFormatOpt,
+    NoCacheOpt,
+    OutputOpt,
+    QuietOpt,
+    RulesOpt,
+    SkipOpt,
+    StepMarkerOpt,
+    StrictOpt,
+    TpBinOpt,
+    TraceArg,
+)
 from traceview.cli.render import stdout, write_frame
 
 
@@ -35,7 +45,7 @@ def kernels_command(
       traceview kernels trace.json.gz --skip 2 --format csv -o kernels.csv
     """
     counts = analyze_with_progress(trace, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
-    kernels = counts.kernels(skip)
+    kernels = counts.kernels(skip)  # raises when --skip leaves no step
     if category is not None:
         if category not in counts.categories:
             raise typer.BadParameter(f"unknown category {category!r}; one of {', '.join(counts.categories)}",
@@ -44,10 +54,10 @@ def kernels_command(
     if write_frame(kernels, fmt, output):
         return
     table = Table(title=f"kernels per step over {len(counts.steady_steps(skip))} step(s)", title_justify="left")
-    for column in ("category", "per step", "kernel", "dtypes", "launched by", "api"):
+    for column in ("category", "rule", "per step", "kernel", "dtypes", "launched by", "api"):
         table.add_column(column, justify="right" if column == "per step" else "left", overflow="fold")
     for r in kernels.itertuples(index=False):
         dtypes = "" if r.src_dtype is None or str(r.src_dtype) == "<NA>" else f"{r.src_dtype}→{r.dst_dtype}"
         launched_by = " under ".join(str(v) for v in (r.op, r.annotation) if v is not None and str(v) != "<NA>")
-        table.add_row(str(r.category), f"{r.per_step:g}", str(r.kernel)[:110], dtypes, launched_by, str(r.launch_api))
+        table.add_row(str(r.category), str(r.rule) or "-", f"{r.per_step:g}", str(r.kernel)[:110], dtypes, launched_by, str(r.launch_api))
     stdout.print(table)

@@ -22,7 +22,7 @@ OTHER = "other"
 KINDS = ("kernel", "memcpy", "memset")
 DTYPE_CHANGE = ("yes", "no", "unknown")
 _REGEX_FIELDS = ("kernel", "op", "annotation")
-_ALLOWED = {"category", "why", "kernel", "kernel_glob", "kind", "op", "annotation", "dtype_change"}
+_ALLOWED = {"id", "category", "why", "kernel", "kernel_glob", "kind", "op", "annotation", "dtype_change"}
 
 # Input type strings torch writes -> short dtype names for display.
 DTYPE_NAMES = {
@@ -36,8 +36,31 @@ DTYPE_NAMES = {
 _COPY_OPS = ("aten::copy_", "aten::_copy_from", "aten::copy")
 
 
+def kernel_callable(name: str) -> str:
+    """The kernel name without its parameter list: ``void f<T>(int, X*)`` -> ``void f<T>``.
+
+    Parameter types say what a kernel takes, not what it does, and mislead name rules:
+    ``quantize_with_block_size<…>(…, flashinfer::QuantizationSFLayout)`` is no attention
+    kernel. Template arguments stay, since PyTorch's functors live there (``FillFunctor<float>``).
+    A parenthesised part after a space (``Memcpy HtoD (Pageable -> Device)``) is not a parameter list.
+    """
+    if not name.endswith(")"):
+        return name
+    depth = 0
+    for i in range(len(name) - 1, -1, -1):
+        if name[i] == ")":
+            depth += 1
+        elif name[i] == "(":
+            depth -= 1
+            if depth == 0:
+                before = name[i - 1] if i else " "
+                return name[:i] if before.isalnum() or before in "_>" else name
+    return name
+
+
 @dataclass(frozen=True)
 class CategoryRule:
+    id: str
     category: str
     why: str
     kernel: re.Pattern | None = None
@@ -48,12 +71,16 @@ class CategoryRule:
     dtype_change: str | None = None
 
     def matches(self, groups: pd.DataFrame) -> np.ndarray:
-        """Boolean mask over ``groups`` (columns kernel, kind, op, annotation, dtype_change)."""
+        """Boolean mask over ``groups`` (columns kernel, callable, kind, op, annotation, dtype_change).
+
+        ``kernel`` regexes search the name without its parameter list (``callable``);
+        ``kernel_glob`` matches the whole name.
+        """
         mask = np.ones(len(groups), dtype=bool)
         for field in _REGEX_FIELDS:
             pattern = getattr(self, field)
             if pattern is not None:
-                values = groups[field].fillna("").astype(str)
+                values = groups["callable" if field == "kernel" else field].fillna("").astype(str)
                 mask &= values.map(lambda v, p=pattern: p.search(v) is not None).to_numpy(dtype=bool)
         if self.kernel_glob is not None:
             mask &= groups["kernel"].fillna("").map(
@@ -71,6 +98,9 @@ def _parse_rule(entry: object, index: int, source: str) -> CategoryRule:
     category = entry.get("category")
     if not isinstance(category, str) or not re.fullmatch(r"[A-Za-z_][\w-]*", category):
         raise RulesError(source, f"{where}: category must be a name like 'fill', got {category!r}")
+    rule_id = entry.get("id", f"rule{index + 1}")
+    if not isinstance(rule_id, str) or not re.fullmatch(r"[A-Za-z_][\w-]*", rule_id):
+        raise RulesError(source, f"{where}: id must be a name like 'cast-by-name', got {rule_id!r}")
     if not set(entry) & {"kernel", "kernel_glob", "kind", "op", "annotation", "dtype_change"}:
         raise RulesError(source, f"{where} ({category}): needs at least one condition")
     kind = entry.get("kind")
@@ -83,7 +113,7 @@ def _parse_rule(entry: object, index: int, source: str) -> CategoryRule:
     if glob is not None and not isinstance(glob, str):
         raise RulesError(source, f"{where} ({category}): kernel_glob must be a string")
     regexes = {f: compile_regex(entry[f], source, f"{where} ({category}) {f}") for f in _REGEX_FIELDS if f in entry}
-    return CategoryRule(category, str(entry.get("why", "")), kind=kind, dtype_change=change, kernel_glob=glob,
+    return CategoryRule(rule_id, category, str(entry.get("why", "")), kind=kind, dtype_change=change, kernel_glob=glob,
                         **regexes)
 
 
@@ -93,7 +123,12 @@ def load_category_rules(path: Path | None = None) -> tuple[CategoryRule, ...]:
     entries = data.get("rule")
     if not isinstance(entries, list) or not entries:
         raise RulesError(source, "needs at least one [[rule]] table")
-    return tuple(_parse_rule(e, i, source) for i, e in enumerate(entries))
+    rules = tuple(_parse_rule(e, i, source) for i, e in enumerate(entries))
+    ids = [r.id for r in rules]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise RulesError(source, f"rule id(s) used twice: {', '.join(repeated)}")
+    return rules
 
 
 def _dtype_name(raw: object) -> str | None:
@@ -113,6 +148,36 @@ def dtype_columns(groups: pd.DataFrame) -> pd.DataFrame:
     out["dst_dtype"] = pd.array(np.where(known, dst.astype(object), None), dtype="string")
     change = np.where(~known, "unknown", np.where(src.astype(object) != dst.astype(object), "yes", "no"))
     out["dtype_change"] = pd.Series(change, index=out.index, dtype="string")
+    return _share_dtype_evidence(out)
+
+
+def _share_dtype_evidence(out: pd.DataFrame) -> pd.DataFrame:
+    """Launches without op dtypes take them from other launches of the same kernel.
+
+    One kernel name is one template instantiation, one code path: when its eager launches
+    show whether it converts and its CUDA-graph replays (no aten op above them) cannot, the
+    replays take the eager answer, so a kernel is one category in both modes. Only an
+    unambiguous answer carries over: one dtype_change value (and one dtype pair for the dtypes).
+    """
+    unknown = (out["dtype_change"] == "unknown").to_numpy(dtype=bool)
+    if not unknown.any() or unknown.all():
+        return out
+    known = out.loc[~unknown, ["kernel", "dtype_change", "src_dtype", "dst_dtype"]].astype(object)
+    by_kernel = known.groupby("kernel", sort=False).agg(
+        changes=("dtype_change", "nunique"), change=("dtype_change", "first"),
+        pairs=("src_dtype", lambda s: known.loc[s.index, ["src_dtype", "dst_dtype"]].drop_duplicates().shape[0]),
+        src=("src_dtype", "first"), dst=("dst_dtype", "first"))
+    by_kernel = by_kernel[by_kernel["changes"] == 1]
+    rows = np.flatnonzero(unknown & out["kernel"].isin(by_kernel.index).to_numpy(dtype=bool))
+    if not len(rows):
+        return out
+    evidence = by_kernel.loc[out["kernel"].iloc[rows]]
+    out = out.copy()
+    col = out.columns.get_loc
+    out.iloc[rows, col("dtype_change")] = evidence["change"].to_numpy()
+    one_pair = (evidence["pairs"] == 1).to_numpy(dtype=bool)
+    out.iloc[rows[one_pair], col("src_dtype")] = evidence["src"].to_numpy()[one_pair]
+    out.iloc[rows[one_pair], col("dst_dtype")] = evidence["dst"].to_numpy()[one_pair]
     return out
 
 
@@ -121,32 +186,39 @@ _RULE_INPUTS = ["kernel", "kind", "op", "annotation", "dtype_change"]
 
 def _first_match(combos: pd.DataFrame, rules: tuple[CategoryRule, ...]) -> tuple[np.ndarray, np.ndarray]:
     category = np.full(len(combos), OTHER, dtype=object)
-    rule_no = np.zeros(len(combos), dtype=np.int64)
+    rule_id = np.full(len(combos), "", dtype=object)
     open_rows = np.ones(len(combos), dtype=bool)
-    for i, rule in enumerate(rules, start=1):
+    for rule in rules:
         if not open_rows.any():
             break
         hit = open_rows & rule.matches(combos)
         category[hit] = rule.category
-        rule_no[hit] = i
+        rule_id[hit] = rule.id
         open_rows &= ~hit
-    return category, rule_no
+    return category, rule_id
 
 
 def categorize(groups: pd.DataFrame, rules: tuple[CategoryRule, ...]) -> pd.DataFrame:
-    """Adds ``category`` and ``rule`` (1-based index of the matching rule, 0 = none) columns.
+    """Adds the dtype columns (``dtype_columns``), ``category`` and ``rule`` (``apply_rules``)."""
+    return apply_rules(dtype_columns(groups), rules)
 
-    Rules run once per distinct (kernel, kind, op, annotation, dtype_change),
-    not once per step: a thousand-step trace has the combos of one step.
+
+def apply_rules(frame: pd.DataFrame, rules: tuple[CategoryRule, ...]) -> pd.DataFrame:
+    """Adds ``category`` and ``rule`` (the id of the first matching rule, "" = none) columns.
+
+    ``frame`` needs the rule inputs: kernel, kind, op, annotation, dtype_change. Rules run
+    once per distinct combination, not once per step: a thousand-step trace has the
+    combinations of one step.
     """
-    out = dtype_columns(groups)
+    out = frame.copy()
     keys = out[_RULE_INPUTS].astype(object).where(out[_RULE_INPUTS].notna(), None)
     combos = keys.drop_duplicates(ignore_index=True)
-    category, rule_no = _first_match(combos, rules)
-    combos = combos.assign(category=category, rule=rule_no)
+    combos["callable"] = combos["kernel"].map(lambda k: kernel_callable(k) if isinstance(k, str) else k)
+    category, rule_id = _first_match(combos, rules)
+    combos = combos.drop(columns="callable").assign(category=category, rule=rule_id)
     merged = keys.merge(combos, on=_RULE_INPUTS, how="left")
     out["category"] = pd.Series(merged["category"].to_numpy(), index=out.index, dtype="string")
-    out["rule"] = merged["rule"].to_numpy(dtype=np.int64)
+    out["rule"] = pd.Series(merged["rule"].to_numpy(), index=out.index, dtype="string")
     return out
 
 

@@ -9,9 +9,10 @@ import pandas as pd
 
 from traceview.engine import EngineConfig, ShardedTrace, Trace, open_sharded
 from traceview.engine.formats import ProgressFn, default_cache_dir
+from traceview.errors import TraceviewError
 from traceview.model.categories import CategoryRule, categorize, category_order, load_category_rules
 from traceview.model.launches import launch_groups
-from traceview.model.steps import find_steps, marker_names_pattern
+from traceview.model.steps import empty_candidates, find_steps, marker_names_pattern
 
 OUTSIDE_REASONS = ("before_first_step", "after_last_step", "between_steps", "no_launch")
 
@@ -33,6 +34,8 @@ class LaunchCounts:
     step_marker: str
     step_regex: str
     warnings: list[str] = field(default_factory=list)
+    # Every step-marker family that matched (model/steps.py CANDIDATE_COLUMNS), the chosen one flagged.
+    step_candidates: pd.DataFrame = field(default_factory=empty_candidates)
 
     def in_steps(self) -> pd.DataFrame:
         return self.launches[self.launches["step"].notna()]
@@ -58,8 +61,14 @@ class LaunchCounts:
         return int(self.launches["launches"].sum())
 
     def steady_steps(self, skip: int = 0) -> pd.DataFrame:
-        """Steps after dropping the first ``skip`` (warm-up)."""
-        return self.steps.iloc[skip:] if skip < len(self.steps) else self.steps.iloc[0:0]
+        """Steps after dropping the first ``skip`` (warm-up).
+
+        Raises TraceviewError when ``skip`` leaves no step: a summary of no steps would read 0.
+        """
+        if skip and skip >= len(self.steps):
+            raise TraceviewError(self.path, f"--skip {skip} leaves no steps: the trace has {len(self.steps)} "
+                                            f"step(s) ({self.step_marker})")
+        return self.steps.iloc[skip:]
 
     def summary(self, skip: int = 0) -> pd.DataFrame:
         """Per category over steady-state steps: mean, median, min, max launches per step.
@@ -79,13 +88,14 @@ class LaunchCounts:
     def kernels(self, skip: int = 0) -> pd.DataFrame:
         """Per kernel name (and dtype pair) over steady steps: launches per step, category, launching op.
 
-        Columns: category, kernel, src_dtype, dst_dtype, op, annotation, launch_api,
-        launches (total), per_step (float64 mean over steady steps), gpu_dur_ns.
+        Columns: category, rule (the id of the category rule that matched, "" = none), kernel,
+        src_dtype, dst_dtype, op, annotation, launch_api, launches (total), per_step (float64
+        mean over steady steps), gpu_dur_ns.
         """
         steady = set(self.steady_steps(skip)["step"].tolist())
         rows = self.in_steps()
         rows = rows[rows["step"].isin(steady)]
-        keys = ["category", "kernel", "src_dtype", "dst_dtype", "op", "annotation", "launch_api"]
+        keys = ["category", "rule", "kernel", "src_dtype", "dst_dtype", "op", "annotation", "launch_api"]
         grouped = rows.groupby(keys, dropna=False, observed=True).agg(
             launches=("launches", "sum"), gpu_dur_ns=("gpu_dur_ns", "sum")).reset_index()
         grouped["per_step"] = grouped["launches"] / max(len(steady), 1)
@@ -135,7 +145,7 @@ def count_launches(trace: Trace | ShardedTrace, step_marker: str | None = None,
     warnings = selection.warnings + warnings + _load_warnings(trace)
     steps = steps_table(selection.steps, launches)
     counts = LaunchCounts(str(trace.path), steps, launches, category_order(rules), selection.marker,
-                          selection.regex, warnings)
+                          selection.regex, warnings, selection.candidates)
     outside = counts.outside_steps()
     if outside["no_launch"]:
         warnings.append(f"{outside['no_launch']} GPU events have no launch call in the trace (counted outside steps)")
