@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from traceview.analyses.check import check_side
-from traceview.analyses.expectations import (Expectation, evaluate, gather, known_names, load_expectation_file,
-                                             parse_expectation)
+from traceview.analyses.expectations import (
+    Expectation,
+    evaluate,
+    gather,
+    known_names,
+    load_expectation_file,
+    parse_expectation,
+)
 from traceview.errors import RulesError, TraceviewError
 from traceview.model.categories import category_order, load_category_rules
 
@@ -174,9 +181,10 @@ def test_errors_are_traceview_errors():
 
 
 def test_check_refuses_only_deltas():
-    # check_side never looks at the side when every expectation is skipped.
+    # No value of the side is read when every expectation is skipped; only its GPU event count is.
+    side = SimpleNamespace(gpu_events=1, path="t.json")
     with pytest.raises(RulesError, match="none of the 2 expectations applies to one trace"):
-        check_side(None, [parse_expectation("cast=-58", KNOWN), parse_expectation("fill=-54", KNOWN)])
+        check_side(side, [parse_expectation("cast=-58", KNOWN), parse_expectation("fill=-54", KNOWN)])
 
 
 def test_documented_file_example_parses(tmp_path):

@@ -10,7 +10,7 @@ import pandas as pd
 from traceview.analyses.diff import DiffResult
 from traceview.analyses.expectations import Expectation, evaluate
 from traceview.analyses.summary import Side, default_label, summarize
-from traceview.errors import RulesError
+from traceview.errors import RulesError, TraceviewError
 from traceview.model.counts import LaunchCounts
 
 
@@ -31,13 +31,23 @@ def _result(findings: pd.DataFrame) -> CheckResult:
     return CheckResult(bool(findings["ok"].all()), findings)
 
 
+def _require_gpu_events(side: Side) -> None:
+    """Launch counts of a trace without GPU events are all 0: an expectation on them proves nothing."""
+    if side.gpu_events == 0:
+        raise TraceviewError(side.path, "holds no GPU events (GPU activity not recorded, or a CPU-only run), so every "
+                                        "launch count is 0: expectations cannot be checked")
+
+
 def check_side(side: Side, expectations: Iterable[Expectation]) -> CheckResult:
     """Checks ``value`` expectations against the per-step means of one run (``step_ms``: mean step ms).
 
     ``delta`` expectations need two runs: they are reported as skipped. Raises
-    RulesError when expectations were given and none of them applies.
+    RulesError when expectations were given and none of them applies, and
+    TraceviewError when the run has no GPU events.
     """
     expectations = list(expectations)
+    if expectations:
+        _require_gpu_events(side)
     findings = evaluate(expectations, lambda e: side.value(e.category) if e.field == "value" else None)
     if expectations and findings["skipped"].all():
         raise RulesError(None, f"none of the {len(expectations)} expectations applies to one trace: they give deltas "
@@ -52,7 +62,14 @@ def check_counts(counts: LaunchCounts | Sequence[LaunchCounts], expectations: It
 
 
 def check_diff(diff: DiffResult, expectations: Iterable[Expectation]) -> CheckResult:
-    """Checks ``delta`` expectations against after-minus-before and ``value`` ones against the after side."""
+    """Checks ``delta`` expectations against after-minus-before and ``value`` ones against the after side.
+
+    Raises TraceviewError when either side has no GPU events.
+    """
+    expectations = list(expectations)
+    if expectations:
+        _require_gpu_events(diff.before)
+        _require_gpu_events(diff.after)
     return _result(evaluate(expectations, lambda e: diff.actual(e.category) if e.field == "delta"
                             else diff.after.value(e.category)))
 

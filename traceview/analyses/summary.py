@@ -43,7 +43,8 @@ class Side:
     ``ranks``: RANK_COLUMNS, one row per trace file.
     Scalars: ``steps`` steady steps per rank (the fewest, if ranks differ),
     ``step_ms_mean`` / ``step_ms_median`` CPU step duration in ms,
-    ``gpu_ms_mean`` summed GPU event time per step in ms.
+    ``gpu_ms_mean`` summed GPU event time per step in ms, ``gpu_events`` GPU
+    events in the whole trace(s), in steps or not.
     """
 
     label: str
@@ -58,6 +59,7 @@ class Side:
     category_names: tuple[str, ...]
     step_marker: str
     warnings: tuple[str, ...]
+    gpu_events: int = 0
 
     def value(self, name: str) -> float:
         """Per-step mean of a category or aggregate row, or ``step_ms``; NaN if unknown."""
@@ -77,16 +79,8 @@ def default_label(path: str) -> str:
     return name
 
 
-def _steady(counts: LaunchCounts, skip: int) -> pd.DataFrame:
-    steady = counts.steady_steps(skip)
-    if steady.empty:
-        raise TraceviewError(counts.path, f"--skip {skip} leaves no steps: the trace has {len(counts.steps)} "
-                                          f"step(s) ({counts.step_marker})")
-    return steady
-
-
 def _rank_row(rank: int, counts: LaunchCounts, skip: int, total_mean: float) -> dict:
-    steady = _steady(counts, skip)
+    steady = counts.steady_steps(skip)
     return {"rank": rank, "path": counts.path, "steps": len(steady),
             "step_ms_mean": float(steady["cpu_dur_ns"].mean()) / 1e6,
             "step_ms_median": float(steady["cpu_dur_ns"].median()) / 1e6,
@@ -130,21 +124,13 @@ def rank_disagreements(per_rank: Mapping[str, LaunchCounts], skip: int = 0) -> l
 
     ``per_rank`` maps a rank's name (``rank_names``) to its counts. One note per category or
     aggregate row whose means differ by more than 1e-9 across ranks, in category order:
-    ``ranks disagree on fill launches per step: rank0=1, rank1=3``. A rank with no step left
-    after ``skip`` is left out of the comparison and gets its own note instead
-    (``rank0: --skip 5 leaves no steps (2 in the trace); not compared``). Fewer than two
-    ranks: no notes.
+    ``ranks disagree on fill launches per step: rank0=1, rank1=3``. Fewer than two ranks: no
+    notes. Raises TraceviewError when ``skip`` leaves a rank no step.
     """
     if len(per_rank) < 2:
         return []
-    notes, means = [], {}
-    for name, counts in per_rank.items():
-        if counts.steady_steps(skip).empty:
-            notes.append(f"{name}: --skip {skip} leaves no steps ({len(counts.steps)} in the trace); not compared")
-        else:
-            means[name] = counts.summary(skip)["mean"]
-    if len(means) < 2:
-        return notes
+    notes: list[str] = []
+    means = {name: counts.summary(skip)["mean"] for name, counts in per_rank.items()}
     # Ranks share the rules, so their categories match; a category absent from one rank is 0 launches there.
     table = pd.DataFrame(means).fillna(0.0)
     spread = table.max(axis=1) - table.min(axis=1)
@@ -174,7 +160,6 @@ def summarize(counts: LaunchCounts | Sequence[LaunchCounts], skip: int = 0, labe
     per_rank = []
     rank_rows = []
     for i, one in enumerate(ranked):
-        _steady(one, skip)
         stats = one.summary(skip).reindex(list(one.categories) + list(AGGREGATE_ROWS)).fillna(0.0)
         per_rank.append(stats)
         rank_rows.append(_rank_row(i, one, skip, float(stats.at["total", "mean"])))
@@ -196,7 +181,8 @@ def summarize(counts: LaunchCounts | Sequence[LaunchCounts], skip: int = 0, labe
                 step_ms_mean=float(ranks["step_ms_mean"].mean()), step_ms_median=float(ranks["step_ms_median"].mean()),
                 gpu_ms_mean=float(ranks["gpu_ms_mean"].mean()), categories=categories,
                 kernels=_merge_kernels([_rank_kernels(one, skip) for one in ranked]), ranks=ranks,
-                category_names=tuple(names), step_marker=ranked[0].step_marker, warnings=tuple(warnings))
+                category_names=tuple(names), step_marker=ranked[0].step_marker, warnings=tuple(warnings),
+                gpu_events=sum(one.total_gpu_events for one in ranked))
 
 
 def nan_to_none(value: float) -> float | None:

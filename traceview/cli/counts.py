@@ -115,6 +115,8 @@ def counts_command(
         with count_progress(quiet, "counting traces") as on_progress:
             found = list(analyze_many(files, jobs, executor, address, batch, on_progress).values())
     per_rank = dict(zip(labels, found))
+    for counts in per_rank.values():
+        counts.steady_steps(skip)  # raises when --skip leaves no step, before anything is printed
     one_run = len(traces) == 1 and traces[0].is_dir()
     notes = rank_disagreements(per_rank, skip) if one_run and len(per_rank) > 1 else []
     for counts in per_rank.values():

@@ -27,15 +27,17 @@ def _create_step_table(trace: Trace, steps: pd.DataFrame, slice_ids: pd.Series) 
         SELECT * FROM v ORDER BY step""")
 
 
-def _correlated_share(trace: Trace) -> tuple[int, int]:
+def _correlated_share(trace: Trace) -> tuple[int, int, int]:
+    """(GPU events, GPU events whose correlation id a launch call has, runtime/driver calls loaded)."""
     row = trace.query("""
         select (select count(*) from tv_gpu_event) as gpu,
                (select count(*) from tv_gpu_event g
-                where +g.correlation in (select correlation from tv_launch_call)) as linked""")
-    return int(row.gpu.iloc[0]), int(row.linked.iloc[0])
+                where +g.correlation in (select correlation from tv_launch_call)) as linked,
+               (select count(*) from tv_launch_call) as calls""")
+    return int(row.gpu.iloc[0]), int(row.linked.iloc[0]), int(row.calls.iloc[0])
 
 
-def _prepare(trace: Trace, selection: StepSelection, shard: int) -> tuple[int, int]:
+def _prepare(trace: Trace, selection: StepSelection, shard: int) -> tuple[int, int, int]:
     run_sql_file(trace, "gpu_events.sql")
     _create_step_table(trace, selection.steps, selection.slice_ids(shard))
     return _correlated_share(trace)
@@ -75,8 +77,13 @@ def launch_groups(trace: Trace | ShardedTrace, selection: StepSelection) -> tupl
     """
     shards = shards_of(trace)
     shares = on_shards(lambda shard: _prepare(shard, selection, shards.index(shard)), shards)
-    gpu, linked = (sum(share[i] for share in shares) for i in (0, 1))
+    gpu, linked, calls = (sum(share[i] for share in shares) for i in (0, 1, 2))
+    if trace.ledger is not None:  # a lean load does not feed calls without GPU work: the file's count
+        calls = trace.ledger.launch_calls
     warnings: list[str] = []
+    if calls and not gpu:
+        warnings.append(f"GPU activity was not recorded: {calls} CUDA/HIP runtime or driver calls but no GPU events, "
+                        "so every count is 0 (torch.profiler needs ProfilerActivity.CUDA; rocprofv3 --kernel-trace)")
     attribution = "launches.sql"
     if gpu and not linked:
         attribution = "fallback_gpu_time.sql"

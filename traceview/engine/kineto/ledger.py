@@ -81,6 +81,11 @@ class Ledger:
         """Events of ``kind`` in the file, loadable or not."""
         return self.complete[kind] + self.unloadable(kind)
 
+    @property
+    def launch_calls(self) -> int:
+        """CUDA/HIP runtime and driver calls in the file, whether or not they caused GPU work."""
+        return self.file_total(LAUNCH)
+
     def problems(self, loaded_by_category: dict[str, int] | list[dict[str, int]]) -> list[str]:
         """What the file has and the processor does not, one line per kind; [] when all arrived.
         ``loaded_by_category``: slices per category the processor holds (a list: one per shard)."""
