@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from traceview.engine import rocprof
+from traceview.engine import nsys, rocprof
 from traceview.engine.backends import Backend, EngineConfig, compile_ahead, select_backend
 from traceview.engine.formats import ProgressFn, TraceFile, default_cache_dir, inspect_file, iter_chunks, prefetch
 from traceview.engine.feeding import feed
@@ -93,9 +93,11 @@ class Trace:
 
 def _canonical(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None) -> CanonicalJson | None:
     """JSON (Kineto's, or rocprof's translated to it) decoded and planned by traceview (kineto/pipeline.py)."""
-    if file.format in rocprof.CONVERTED:
+    if file.format in rocprof.CONVERTED or file.format in nsys.CONVERTED:
+        translate = nsys.iter_chunks if file.format in nsys.CONVERTED else rocprof.iter_chunks
+
         def source():
-            return prefetch(rocprof.iter_chunks(file, on_progress))
+            return prefetch(translate(file, on_progress))
     elif file.format == "json" and not file.compressed:
         source = file.path  # decoding processes read their pieces from the file itself
     elif file.format == "json":

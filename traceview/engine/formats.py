@@ -21,6 +21,7 @@ from traceview.errors import TraceLoadError
 CHUNK_BYTES = 8 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 SQLITE_MAGIC = b"SQLite format 3\x00"
+NSYS_REPORT_SUFFIXES = (".nsys-rep", ".qdrep")  # Nsight Systems reports, exported to SQLite by nsys
 
 ProgressFn = Callable[[int, int], None]
 
@@ -30,10 +31,12 @@ class TraceFile:
     """What we learned about a file before loading it."""
 
     path: Path
-    format: str  # "json" | "perfetto-proto"
+    format: str  # "json" | "perfetto-proto" | a rocprof or nsys format (rocprof.CONVERTED, nsys.CONVERTED)
     compressed: bool
     size: int  # bytes on disk
     estimated_raw_size: int  # uncompressed bytes (gzip ISIZE is mod 4 GiB: a lower bound)
+    # The file actually read when it is not ``path``: an nsys report's cached SQLite export.
+    read_path: Path | None = None
 
 
 def _gzip_isize(path: Path, size: int) -> int:
@@ -93,14 +96,27 @@ def inspect_file(path: Path) -> TraceFile:
             raise TraceLoadError(path, "gzip file decompresses to nothing")
         raw_size = _gzip_isize(path, size) if size >= 18 else 0
     fmt = _sniff(head)
-    if fmt is None:
-        raise TraceLoadError(path, "not a trace: expected Kineto/Chrome JSON, a Perfetto protobuf trace "
-                                   "or rocprof output (CSV, JSON, rocpd SQLite)")
-    if fmt == "sqlite":
-        from traceview.engine import rocprof
+    if fmt != "sqlite" and path.name.lower().endswith(NSYS_REPORT_SUFFIXES):
+        from traceview.engine import nsys
 
-        fmt = rocprof.sqlite_format(path, compressed)  # rocpd or rocprof v1, else TraceLoadError
+        # NVIDIA's report container is undocumented: a report is known by its name, unless it is SQLite
+        # (an export named like a report reads as the export it is).
+        return nsys.inspect_report(path, size)
+    if fmt is None:
+        raise TraceLoadError(path, "not a trace: expected Kineto/Chrome JSON, a Perfetto protobuf trace, "
+                                   "rocprof output (CSV, JSON, rocpd SQLite) or an Nsight Systems SQLite export")
+    if fmt == "sqlite":
+        fmt = _sqlite_format(path, compressed)
     return TraceFile(path, fmt, compressed, size, raw_size)
+
+
+def _sqlite_format(path: Path, compressed: bool) -> str:
+    """``nsys-sqlite``, ``rocpd`` or ``rocprof-v1-db`` by the tables ``path`` holds; TraceLoadError otherwise."""
+    from traceview.engine import nsys, rocprof
+
+    if not compressed and nsys.sqlite_format(path) is not None:
+        return nsys.SQLITE
+    return rocprof.sqlite_format(path, compressed)  # rocpd or rocprof v1, else TraceLoadError
 
 
 def _one_line(err: BaseException) -> str:

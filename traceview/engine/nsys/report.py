@@ -1,0 +1,73 @@
+"""Nsight Systems reports (``.nsys-rep``, older ``.qdrep``) exported to SQLite with ``nsys``, once.
+
+The report container is NVIDIA's own and undocumented, so traceview does not read it:
+``nsys export --type sqlite`` turns it into the tables ``translate.py`` reads. The
+export is kept in traceview's cache under the SHA-256 of the report's bytes, so a
+report is exported once however often it is counted, and a changed report again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from traceview.engine.formats import NSYS_REPORT_SUFFIXES as REPORT_SUFFIXES
+from traceview.engine.formats import default_cache_dir
+from traceview.errors import TraceLoadError
+
+_BLOCK = 1 << 20
+
+
+def export_command(path: Path) -> str:
+    """The command that exports ``path`` next to itself, for messages."""
+    stem = path.name[: -len(next(s for s in REPORT_SUFFIXES if path.name.lower().endswith(s)))]
+    return f"nsys export --type sqlite --output {stem}.sqlite {path.name}"
+
+
+def export_dir() -> Path:
+    """Where exports are kept: ``nsys/`` in traceview's cache (``$TRACEVIEW_CACHE_DIR`` first)."""
+    root = os.environ.get("TRACEVIEW_CACHE_DIR")
+    return (Path(root) if root else default_cache_dir()) / "nsys"
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def exported(path: Path) -> Path:
+    """The SQLite export of report ``path``, made with ``nsys`` on PATH unless already cached.
+
+    Raises TraceLoadError naming the report when nsys is missing or the export fails.
+    """
+    nsys = shutil.which("nsys")
+    if nsys is None:
+        raise TraceLoadError(path, f"is an Nsight Systems report and nsys is not on PATH to export it: run "
+                                   f"`{export_command(path)}` and pass the .sqlite file")
+    try:
+        out = export_dir() / f"{_digest(path)}.sqlite"
+        if out.is_file():
+            return out
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TraceLoadError(path, f"cannot read the report or the export cache ({err.strerror or err})") from None
+    partial = out.with_name(f"{out.stem}.{os.getpid()}.partial.sqlite")
+    partial.unlink(missing_ok=True)
+    try:
+        done = subprocess.run([nsys, "export", "--type", "sqlite", "--output", str(partial), str(path)],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+    except OSError as err:
+        raise TraceLoadError(path, f"cannot run {nsys} ({err.strerror or err})") from None
+    if done.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        why = f": {said[-1]}" if said else ""
+        raise TraceLoadError(path, f"`nsys export --type sqlite` failed (exit {done.returncode}){why}")
+    partial.replace(out)  # whole or absent: a reader never sees a half-written export
+    return out
