@@ -95,8 +95,8 @@ def sqlite_format(path: Path) -> str:
     if {"rocpd_op", "rocpd_api"} <= names:
         raise TraceLoadError(path, "is a rocmProfileData (RPD) database, not rocprofv3's rocpd: not supported")
     missing = ", ".join(sorted(ROCPD_VIEWS - names))
-    raise TraceLoadError(path, f"is an SQLite database but neither rocpd (missing {missing}), "
-                               "rocprof v1 (no KERN table) nor an Nsight Systems export (no StringIds beside CUPTI/NVTX tables)")
+    raise TraceLoadError(path, f"is an SQLite database but neither rocpd (missing {missing}), rocprof v1 "
+                               "(no KERN table) nor an Nsight Systems export (no StringIds beside CUPTI/NVTX tables)")
 
 
 class _Db:
