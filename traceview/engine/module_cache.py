@@ -13,7 +13,7 @@ import os
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     import wasmtime
@@ -65,8 +65,8 @@ def load_module(engine: wasmtime.Engine, wasm_path: Path, cache_dir: Path | None
     """Compiles the wasm once and keeps the native code on disk.
 
     Compiling the 11 MB module takes seconds; deserializing the cached artefact
-    takes milliseconds. The cache file is written atomically: a temporary file
-    of its own (unique per process and thread), renamed into place.
+    takes milliseconds. The cache file is written atomically (``_write_atomically``);
+    failing to write it only costs the next load a compile.
     """
     import wasmtime
 
@@ -79,21 +79,26 @@ def load_module(engine: wasmtime.Engine, wasm_path: Path, cache_dir: Path | None
         except Exception:  # stale or from another wasmtime build: recompile
             cached.unlink(missing_ok=True)
     module = wasmtime.Module.from_file(engine, str(wasm_path))
-    leftover = None
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=cached.name + ".", suffix=".tmp",
-                                         delete=False) as tmp:
-            leftover = tmp.name
-            tmp.write(module.serialize())
-        os.replace(tmp.name, cached)
-        leftover = None
-    except OSError:
-        pass  # a read-only cache dir only costs compile time
-    finally:
-        if leftover is not None:
-            Path(leftover).unlink(missing_ok=True)
+        _write_atomically(cached, module.serialize)
+    except (OSError, wasmtime.WasmtimeError):
+        pass  # a read-only or full cache dir, or a module wasmtime cannot serialize: only costs compile time
     return module
+
+
+def _write_atomically(path: Path, produce: Callable[[], bytes | bytearray]) -> None:
+    """Writes ``produce()`` to ``path`` through a temporary file of its own in the same directory
+    (mkstemp: unique per process and thread, so concurrent writers never share one), renamed into
+    place; on any failure the temporary file is removed and the error raised."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(produce())
+        os.replace(tmp_name, path)  # atomic: readers see no file or the whole file
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
 
 
 def is_compiled(wasm_path: Path, memory64: bool, cache_dir: Path | None) -> bool:
