@@ -75,7 +75,10 @@ class CpuWatchdog:
                 self._clock = None
 
     def stop(self) -> None:
+        """Ends the polling thread and waits for it (one poll at most), so none outlives its processor."""
         self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
 
 
 def load_budget_seconds(fed_bytes: int) -> float:
