@@ -35,3 +35,11 @@ class RulesError(TraceviewError):
 
 class EngineError(TraceviewError):
     """No trace processor could be started (e.g. a --tp-bin that does not exist)."""
+
+
+class Wasm32MemoryError(TraceLoadError):
+    """The 4 GiB wasm32 trace processor ran out of heap: the memory64 build may load the trace."""
+
+
+class TraceClosedError(TraceviewError):
+    """A Trace was used after ``close()``."""

@@ -21,11 +21,11 @@ import pandas as pd
 
 from traceview.engine import nsys, rocprof
 from traceview.engine.backends import Backend, EngineConfig, compile_ahead, select_backend
-from traceview.engine.formats import ProgressFn, TraceFile, default_cache_dir, inspect_file, iter_chunks, prefetch
 from traceview.engine.feeding import feed
+from traceview.engine.formats import ProgressFn, TraceFile, default_cache_dir, inspect_file, iter_chunks, prefetch
 from traceview.engine.kineto.ledger import Ledger
 from traceview.engine.kineto.pipeline import CanonicalJson, JsonLoadOptions
-from traceview.errors import QueryError, TraceLoadError, TraceviewError
+from traceview.errors import TraceClosedError, TraceLoadError, TraceviewError, Wasm32MemoryError
 
 # Stats that mean the processor dropped or could not place events we count.
 _LOSS_SQL = """
@@ -61,6 +61,7 @@ class Trace:
         self.ledger: Ledger | None = canonical.ledger if canonical else None
         # Events the processor lost or never got, one line each (see Ledger.problems).
         self.load_problems: list[str] = []
+        self._closed = False
 
     @property
     def engine(self) -> str:
@@ -73,16 +74,20 @@ class Trace:
 
     def query(self, sql: str) -> pd.DataFrame:
         """Runs ``sql`` and returns the result with fixed dtypes (no ``object`` columns
-        except where a column mixes types). Raises QueryError with the processor's message."""
+        except where a column mixes types). Raises QueryError with the processor's message,
+        TraceClosedError after ``close()``."""
+        if self._closed:  # the backend's memory is gone: it would fail somewhere deep inside
+            raise TraceClosedError(self.path, "this trace was closed; open it again to query it")
         try:
             return self._backend.query(sql)
-        except QueryError as err:
-            raise QueryError(self.path, err.reason) from None
         except TraceviewError as err:
             raise type(err)(self.path, err.reason) from None
 
     def close(self) -> None:
-        self._backend.close()
+        """Releases the trace processor and its memory. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._backend.close()
 
     def __enter__(self) -> "Trace":
         return self
@@ -157,13 +162,9 @@ def _start_backends(config: EngineConfig, sizes: list[int]) -> list[Backend]:
 
 
 def _validate(trace: Trace) -> None:
-    """Rejects files the processor accepted but found nothing in."""
-    try:
-        stats = trace.query(_LOSS_SQL)
-        trace.query("select count(*) from slice")
-    except QueryError:  # the processor gave up on the file before building its tables
-        raise TraceLoadError(trace.path, "the trace processor could not parse this file "
-                                         "(truncated or malformed trace?)") from None
+    """Rejects files the processor accepted but found nothing in. A parse failure was raised by
+    the load already (TraceLoadError); a query failing here is a QueryError with its own reason."""
+    stats = trace.query(_LOSS_SQL)
     trace.load_stats = [LoadStat(r.name, int(r.value), str(r.description or ""))
                         for r in stats.itertuples(index=False)]
     if trace.file.format != "json":
@@ -196,9 +197,8 @@ def _open(path: str | Path, config: EngineConfig | None, on_progress: ProgressFn
     file = inspect_file(Path(path))
     try:
         return _load(file, config, on_progress)
-    except TraceLoadError as err:
-        out_of_memory = "memory" in err.reason and config.memory64 is None
-        if not out_of_memory or config.tp_bin:
+    except Wasm32MemoryError:  # only wasm32 raises it: memory64 has a bigger heap to try
+        if config.memory64 is not None or config.tp_bin:
             raise
         return _load(file, replace(config, memory64=True), on_progress)
 
@@ -209,8 +209,8 @@ def open_trace(path: str | Path, config: EngineConfig | None = None,
 
     ``on_progress(bytes_read, total_bytes)`` is called as the file streams in.
     Raises TraceLoadError (bad input) or EngineError (no processor could run).
-    When the 4 GiB wasm32 build runs out of memory, the load is retried once
-    with the memory64 build, unless ``config.memory64`` pins the choice.
+    When the 4 GiB wasm32 build runs out of memory (Wasm32MemoryError), the load is
+    retried once with the memory64 build, unless ``config.memory64`` pins the choice.
     """
     return _open(path, replace(config, shards=1) if config else None, on_progress)[0]
 

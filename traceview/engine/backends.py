@@ -8,12 +8,12 @@ ever downloads a binary.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import shutil
 import threading
 from dataclasses import dataclass, field
-import functools
-import importlib.util
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
@@ -24,7 +24,7 @@ from perfetto.trace_processor.protos import ProtoFactory
 from perfetto.trace_processor.rpc import TraceProcessorRpc
 
 from traceview.engine.results import query_result_to_frame
-from traceview.errors import EngineError, QueryError, TraceLoadError
+from traceview.errors import EngineError, QueryError, TraceLoadError, TraceviewError, Wasm32MemoryError
 
 SHELL_NAME = "trace_processor_shell"
 # Traces that feed the processor more JSON than this go straight to the memory64
@@ -166,7 +166,8 @@ class WasmBackend:
     name = "wasm"
 
     def __init__(self, memory64: bool, cache_dir: Path | None) -> None:
-        from traceview.engine.wasm_host import WasmTraceProcessor, WasmTrap
+        from traceview.engine.wasm_host import WasmTraceProcessor
+        from traceview.engine.wasm_traps import WasmTrap
 
         self._trap = WasmTrap
         ui = bundled_ui_dir()
@@ -178,32 +179,44 @@ class WasmBackend:
             self._host = WasmTraceProcessor(wasm, memory64, cache_dir)
         except Exception as err:  # wasmtime compile/instantiate failure
             raise EngineError(wasm, f"cannot start the wasm trace processor: {str(err).splitlines()[0]}") from None
-        self._rpc = _RpcClient(_WasmTransport(self._host), ProtoFactory(PlatformDelegate()))
+        try:
+            self._rpc = _RpcClient(_WasmTransport(self._host), ProtoFactory(PlatformDelegate()))
+        except BaseException:
+            self._host.close()
+            raise
 
     def load(self, chunks: Iterable[bytes]) -> None:
         self._host.loading = True  # loading calls run on a CPU budget; queries do not
         try:
             for chunk in chunks:
-                result = self._guard(self._rpc.parse, chunk)
+                result = self._guard(TraceLoadError, self._rpc.parse, chunk)
                 if result.error:
                     raise TraceLoadError(None, processor_reason(result.error))
-            self._guard(self._rpc.notify_eof)
+            # The processor reports some parse failures only here (e.g. "JSON trace file is incomplete").
+            finalized = self._guard(TraceLoadError, self._rpc.notify_eof).finalize_data_result
+            if finalized.error:
+                raise TraceLoadError(None, processor_reason(finalized.error))
         finally:
             self._host.loading = False
 
     def query(self, sql: str) -> pd.DataFrame:
-        result = self._guard(self._rpc.execute_query, sql)
+        result = self._guard(QueryError, self._rpc.execute_query, sql)
         if result.error:
             raise QueryError(None, processor_reason(result.error))
         return query_result_to_frame(result)
 
-    def _guard(self, fn: Callable, *args):
+    def _guard(self, failure: type[TraceviewError], fn: Callable, *args):
+        """Runs an RPC; a trap or a broken reply raises ``failure`` (TraceLoadError while loading,
+        QueryError for a query), except wasm32 running out of heap: Wasm32MemoryError, which
+        open_trace retries on memory64."""
         try:
             return fn(*args)
         except self._trap as trap:
-            raise TraceLoadError(None, str(trap)) from None
+            if trap.out_of_memory and not self.memory64:
+                raise Wasm32MemoryError(None, str(trap)) from None
+            raise failure(None, str(trap)) from None
         except (PerfettoException, ConnectionError, ValueError) as err:
-            raise TraceLoadError(None, f"trace processor RPC failed: {str(err).splitlines()[0]}") from None
+            raise failure(None, f"trace processor RPC failed: {str(err).splitlines()[0]}") from None
 
     @property
     def memory_bytes(self) -> int:
