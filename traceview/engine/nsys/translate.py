@@ -33,6 +33,8 @@ _NSYS_PREFIXES = ("CUPTI_ACTIVITY_KIND_", "TARGET_INFO_", "NVTX_EVENTS")
 _PROGRESS_ROWS = 1 << 16  # rows between progress reports
 _PID = f"(({{0}} >> {t.ID_BITS}) & {t.ID_MASK})"
 _TID = f"({{0}} & {t.ID_MASK})"
+# The CPU side's (pid, tid): -1 where a row has no globalTid (0 would be GPU 0's pid).
+_CPU_IDS = f'IFNULL({_PID.format("X.globalTid")}, -1), IFNULL({_TID.format("X.globalTid")}, -1)'
 
 
 def is_export(names: Iterable[str]) -> bool:
@@ -52,11 +54,14 @@ class _Export:
     def columns(self, table: str) -> set[str]:
         return {row[1] for row in self.conn.execute(f'pragma table_info("{table}")')} if table in self.tables else set()
 
-    def corr(self, correlation: int | None, pid: int) -> int | None:
+    def corr(self, correlation: int | None, pid: int | None) -> int | None:
         """CUPTI numbers correlation ids per process: the k-th process seen gets k * 2**40 added,
-        the first keeps its ids. Launch call and GPU work of one process get the same offset."""
+        the first keeps its ids. Launch call and GPU work of one process get the same offset.
+        GPU rows of an export without ``globalPid`` keep their ids (they match the first process)."""
         if correlation is None:
             return None
+        if pid is None:
+            return int(correlation)
         scope = self._scope.setdefault(pid, len(self._scope))
         return int(correlation) + scope * CORRELATION_SPAN
 
@@ -155,8 +160,7 @@ def _api_calls(db: _Export, table: str) -> Iterator[Record]:
     cols = db.columns(table)
     _require(db, table, cols, ("start", "end", "globalTid", "nameId"))
     event_class = _col(cols, "eventClass") if table == RUNTIME else str(t.DRIVER_EVENT_CLASS)
-    sql = (f'SELECT X.start, X."end", {_PID.format("X.globalTid")}, {_TID.format("X.globalTid")}, '
-           f'{_col(cols, "correlationId")}, S.value, {event_class} '
+    sql = (f'SELECT X.start, X."end", {_CPU_IDS}, {_col(cols, "correlationId")}, S.value, {event_class} '
            f'FROM "{table}" X LEFT JOIN StringIds S ON S.id = X.nameId')
     for start, end, pid, tid, corr, name, klass in db.select(sql):
         yield t.api_call(name or "CUDA API call", klass, pid, tid, db.corr(corr, pid), start, end)
@@ -179,7 +183,7 @@ def _nvtx(db: _Export) -> Iterator[Record]:
         text = f'COALESCE(X."text", {text})'
     ranges, marks = _event_types(db, t.RANGE_TYPES), _event_types(db, t.MARK_TYPES)
     sql = (f'SELECT X.start, IIF(X.eventType IN ({marks}), NULL, {_col(cols, "end")}), '
-           f'{_PID.format("X.globalTid")}, {_TID.format("X.globalTid")}, {text} FROM {NVTX} X{joins} '
+           f"{_CPU_IDS}, {text} FROM {NVTX} X{joins} "
            f"WHERE X.eventType IN ({ranges}, {marks})")
     for start, end, pid, tid, name in db.select(sql):
         yield t.nvtx_range(name, pid, tid, start, end)
