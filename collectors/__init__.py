@@ -1,16 +1,16 @@
 """Collectors: produce the traces traceview reads.
 
-- ``collectors.torch_profiler``: profile N steps of any callable with torch.profiler
+- ``traceview.collectors.torch_profiler``: profile N steps of any callable with torch.profiler
   (record_shapes always on), gzip the Chrome trace atomically.
-- ``collectors.demo_decode``: a DeepSeek-V3.2-shaped decode loop (61 layers, 58 MoE) with
+- ``traceview.collectors.demo_decode``: a DeepSeek-V3.2-shaped decode loop (61 layers, 58 MoE) with
   "before"/"after" variants of a known vLLM fix, so per-step kernel counts are known exactly.
-- ``collectors.vllm_decode``: profile a few vLLM decode steps (vLLM imported lazily).
-- ``collectors.rocprof``: run a command under rocprofv3 and gather its outputs.
+- ``traceview.collectors.vllm_decode``: profile a few vLLM decode steps (vLLM imported lazily).
+- ``traceview.collectors.rocprof``: run a command under rocprofv3 and gather its outputs.
 
 Nothing here imports torch, vLLM or triton at import time; each function imports what it
 needs when called, so ``import traceview`` stays light.
 """
 
-from collectors.errors import CollectError, MissingToolError
+from traceview.collectors.errors import CollectError, MissingToolError
 
 __all__ = ["CollectError", "MissingToolError"]

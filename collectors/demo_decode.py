@@ -1,4 +1,4 @@
-"""Collect the demo decode loop (``collectors.demo_model``) under torch.profiler.
+"""Collect the demo decode loop (``traceview.collectors.demo_model``) under torch.profiler.
 
 ``collect_demo`` builds the model, runs ``PRE_STEPS`` unprofiled steps (Triton JIT, cuBLAS
 init, and in graph mode the capture after the first one), then profiles wait + warmup + active
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from collectors.demo_model import NUM_DENSE, NUM_LAYERS, NUM_META_BUFFERS, NUM_MOE, DemoConfig
-from collectors.torch_profiler import ProfileOptions, StepProfiler
+from traceview.collectors.demo_model import NUM_DENSE, NUM_LAYERS, NUM_META_BUFFERS, NUM_MOE, DemoConfig
+from traceview.collectors.torch_profiler import ProfileOptions, StepProfiler, import_torch
 
 PRE_STEPS = 2  # unprofiled steps before the profiler's wait/warmup/active steps
 STEP_MARKERS = ("profiler-step", "vllm")
@@ -56,7 +56,7 @@ def expected_counts(variant: str, mode: str = "eager") -> ExpectedCounts:
     them); the prefix (int casts, fills, metadata kernel) runs eagerly in both modes.
     """
     if variant not in ("before", "after") or mode not in ("eager", "graph"):
-        from collectors.errors import CollectError
+        from traceview.collectors.errors import CollectError
 
         raise CollectError(None, f"no expected counts for variant {variant!r}, mode {mode!r}")
     before = variant == "before"
@@ -92,8 +92,8 @@ def collect_demo(cfg: DemoConfig, out_dir: str | Path, active: int = 5,
     ``options.step_marker`` is overridden by ``step_marker``: "profiler-step" (ProfilerStep#N)
     or "vllm" (``execute_context_0(0)_generation_B(B)`` per step, no ProfilerStep).
     """
-    from collectors.demo_model import DemoDecoder
-    from collectors.errors import CollectError
+    from traceview.collectors.demo_model import DemoDecoder
+    from traceview.collectors.errors import CollectError
 
     if step_marker not in STEP_MARKERS:
         raise CollectError(None, f"unknown step marker {step_marker!r}; use profiler-step or vllm")
@@ -102,8 +102,7 @@ def collect_demo(cfg: DemoConfig, out_dir: str | Path, active: int = 5,
     marker = vllm_step_name(cfg.batch) if step_marker == "vllm" else None
     opts = ProfileOptions(wait=opts.wait, warmup=opts.warmup, with_stack=opts.with_stack,
                           step_marker=marker, device=cfg.device, sync_each_step=opts.sync_each_step)
-    import torch
-
+    torch = import_torch()  # before anything else needs it: a missing torch is one line, not a traceback
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise CollectError(None, "--device cuda, but torch sees no GPU; use --device cpu")
     model = DemoDecoder(cfg)

@@ -4,7 +4,7 @@ motivating vLLM fix switchable by ``variant``.
 Every op below is chosen so its GPU launches are known: tensors stay bf16 unless a cast is the
 point, norms avoid helpers that upcast internally (``F.rms_norm``'s fallback casts to fp32),
 same-dtype copies target strided views so they run the copy *kernel* (a contiguous same-dtype
-copy_ would be a cudaMemcpy instead). ``collectors.demo_decode`` states the resulting counts.
+copy_ would be a cudaMemcpy instead). ``traceview.collectors.demo_decode`` states the resulting counts.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class DemoConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        from collectors.errors import CollectError
+        from traceview.collectors.errors import CollectError
 
         if self.variant not in ("before", "after"):
             raise CollectError(None, f"unknown variant {self.variant!r}; use before or after")
@@ -56,7 +56,7 @@ class DemoConfig:
 def _triton_metadata() -> Any:
     """The Triton launcher, or None when Triton cannot be imported."""
     try:
-        from collectors._mla_metadata_triton import get_mla_metadata_v1
+        from traceview.collectors._mla_metadata_triton import get_mla_metadata_v1
     except ImportError:
         return None
     return get_mla_metadata_v1

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from collectors.errors import CollectError
+from traceview.collectors.errors import CollectError
 
 DEFAULT_FUNCTION = "step"
 

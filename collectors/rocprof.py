@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from collectors.errors import CollectError, MissingToolError
+from traceview.collectors.errors import CollectError, MissingToolError
 
 FORMATS = ("csv", "json", "pftrace", "otf2", "rocpd")
 TRACES = ("kernel", "marker", "hip", "memory-copy", "hsa", "rccl")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from collectors.errors import CollectError, MissingToolError
+from traceview.collectors.errors import CollectError, MissingToolError
 
 TRACE_SUFFIX = ".pt.trace.json.gz"
 
@@ -47,12 +47,14 @@ def trace_path(out_dir: Path, name: str) -> Path:
     return Path(out_dir) / f"{name}{TRACE_SUFFIX}"
 
 
-def _import_torch() -> Any:
+def import_torch() -> Any:
+    """torch, or MissingToolError (one line, exit 2 in the CLI) saying how to install it."""
     try:
         import torch
         import torch.profiler  # noqa: F401
     except ImportError as err:
-        raise MissingToolError("torch", f"PyTorch is not installed ({err}); pip install torch") from err
+        raise MissingToolError("torch", f"PyTorch is not installed ({err}); in a traceview checkout: "
+                                        "pip install '.[collect]' (or pip install torch)") from err
     return torch
 
 
@@ -126,7 +128,7 @@ class StepProfiler:
     def __enter__(self) -> "StepProfiler":
         if not self.out_dir.is_dir():
             raise CollectError(self.out_dir, "output directory does not exist")
-        self._torch = _import_torch()
+        self._torch = import_torch()
         _activities(self._torch, self.options.device)  # fail before running any step
         if self.options.step_marker is None:
             o = self.options

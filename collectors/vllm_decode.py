@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collectors.errors import CollectError, MissingToolError
-from collectors.manifest import build_manifest, write_manifest
+from traceview.collectors.errors import CollectError, MissingToolError
+from traceview.collectors.manifest import build_manifest, write_manifest
 from traceview.model.ranks import parse_rank, rank_sort_key
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")

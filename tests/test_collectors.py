@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from collectors.errors import CollectError, MissingToolError
-from collectors.loading import load_step_function, split_spec
-from collectors.manifest import build_manifest, relevant_env, write_manifest
-from collectors.rocprof import RocprofConfig, build_command, find_outputs, find_rocprofv3, run_rocprof
-from collectors.vllm_decode import (VllmDecodeConfig, bench_latency_command, find_rank_traces, legacy_profiler_env,
+from traceview.collectors.errors import CollectError, MissingToolError
+from traceview.collectors.loading import load_step_function, split_spec
+from traceview.collectors.manifest import build_manifest, relevant_env, write_manifest
+from traceview.collectors.rocprof import RocprofConfig, build_command, find_outputs, find_rocprofv3, run_rocprof
+from traceview.collectors.vllm_decode import (VllmDecodeConfig, bench_latency_command, find_rank_traces, legacy_profiler_env,
                                     llm_kwargs, profiler_config, run_vllm_decode, trace_rank)
 from traceview.cli.app import run
 
@@ -44,7 +44,7 @@ def torch_mod():
 
 
 def test_profile_steps_writes_profiler_steps(tmp_path, torch_mod, capsys):
-    from collectors.torch_profiler import ProfileOptions, profile_steps
+    from traceview.collectors.torch_profiler import ProfileOptions, profile_steps
 
     x = torch_mod.ones(8, 8)
     path = profile_steps(lambda: (x @ x).relu(), 3, out_dir=tmp_path, name="tiny",
@@ -62,7 +62,7 @@ def test_profile_steps_writes_profiler_steps(tmp_path, torch_mod, capsys):
 
 
 def test_named_steps_replace_profiler_step(tmp_path, torch_mod, capsys):
-    from collectors.torch_profiler import ProfileOptions, StepProfiler
+    from traceview.collectors.torch_profiler import ProfileOptions, StepProfiler
 
     opts = ProfileOptions(wait=1, warmup=1, step_marker="execute_context_0(0)_generation_4(4)", device="cpu")
     x = torch_mod.ones(4, 4)
@@ -78,7 +78,7 @@ def test_named_steps_replace_profiler_step(tmp_path, torch_mod, capsys):
 
 
 def test_no_active_step_is_an_error(tmp_path, torch_mod):
-    from collectors.torch_profiler import ProfileOptions, StepProfiler
+    from traceview.collectors.torch_profiler import ProfileOptions, StepProfiler
 
     with pytest.raises(CollectError, match="no active step was recorded: ran 1 steps, need"):
         with StepProfiler(tmp_path, "short", 2, ProfileOptions(wait=2, warmup=0, device="cpu")) as sp:
@@ -88,7 +88,7 @@ def test_no_active_step_is_an_error(tmp_path, torch_mod):
 
 
 def test_missing_out_dir(tmp_path, torch_mod):
-    from collectors.torch_profiler import profile_steps
+    from traceview.collectors.torch_profiler import profile_steps
 
     with pytest.raises(CollectError, match="output directory does not exist"):
         profile_steps(lambda: None, 1, out_dir=tmp_path / "nope")
@@ -131,7 +131,7 @@ def test_cli_collect_torch(tmp_path, torch_mod, capsys):
     """))
     out = tmp_path / "out"
     code = run(["collect", "torch", str(script), "--steps", "2", "--wait", "0", "--warmup", "1", "--cpu",
-                "--out", str(out)])
+                "--out-dir", str(out)])
     assert code == 0
     written = Path(capsys.readouterr().out.strip())
     assert written == out / "decode.pt.trace.json.gz"
@@ -158,7 +158,7 @@ def _per_step_cpu_counts(path: Path) -> tuple[int, dict[str, list[int]]]:
 @pytest.mark.parametrize("variant", ["before", "after"])
 def test_demo_cpu_end_to_end(tmp_path, torch_mod, capsys, variant):
     code = run(["collect", "demo", "--variant", variant, "--device", "cpu", "--steps", "2", "--wait", "1",
-                "--warmup", "1", "--out", str(tmp_path)])
+                "--warmup", "1", "--out-dir", str(tmp_path)])
     assert code == 0
     path = Path(capsys.readouterr().out.strip())
     assert path.name == f"demo_cpu_eager_{variant}.pt.trace.json.gz"
@@ -177,7 +177,7 @@ def test_demo_cpu_end_to_end(tmp_path, torch_mod, capsys, variant):
 
 def test_demo_cpu_vllm_markers(tmp_path, torch_mod, capsys):
     code = run(["collect", "demo", "--variant", "after", "--device", "cpu", "--step-marker", "vllm", "--batch", "4",
-                "--steps", "2", "--wait", "0", "--warmup", "1", "--out", str(tmp_path)])
+                "--steps", "2", "--wait", "0", "--warmup", "1", "--out-dir", str(tmp_path)])
     assert code == 0
     path = Path(capsys.readouterr().out.strip())
     assert path.name == "demo_vllm_cpu_eager_after.pt.trace.json.gz"
@@ -187,13 +187,13 @@ def test_demo_cpu_vllm_markers(tmp_path, torch_mod, capsys):
 
 
 def test_demo_rejects_graph_on_cpu(tmp_path, capsys):
-    code = run(["collect", "demo", "--mode", "graph", "--device", "cpu", "--out", str(tmp_path)])
+    code = run(["collect", "demo", "--mode", "graph", "--device", "cpu", "--out-dir", str(tmp_path)])
     assert code == 2
     assert capsys.readouterr().err.strip() == "traceview: graph mode needs --device cuda (CUDA graphs)"
 
 
 def test_expected_counts_follow_the_model():
-    from collectors.demo_decode import expected_counts, model_kernels_per_step
+    from traceview.collectors.demo_decode import expected_counts, model_kernels_per_step
 
     before, after = expected_counts("before"), expected_counts("after")
     # The motivating fix: -58 bf16->fp32 casts, -54 fills, -1 metadata kernel per step.
@@ -208,7 +208,7 @@ def test_expected_counts_follow_the_model():
 
 def test_importing_traceview_does_not_import_torch():
     code = ("import sys; from traceview.cli.app import _register; _register([]); "
-            "bad = [m for m in ('torch', 'vllm', 'triton', 'collectors.torch_profiler') if m in sys.modules]; "
+            "bad = [m for m in ('torch', 'vllm', 'triton', 'traceview.collectors.torch_profiler') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -270,14 +270,14 @@ def test_vllm_missing_is_one_line(tmp_path, capsys):
         pass
     with pytest.raises(MissingToolError, match="pip install vllm"):
         run_vllm_decode(_vllm_cfg(tmp_path))
-    code = run(["collect", "vllm", "--model", "m", "--out", str(tmp_path)])
+    code = run(["collect", "vllm", "--model", "m", "--out-dir", str(tmp_path)])
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err == "traceview: vllm: vLLM is not installed; pip install vllm (needs a CUDA or ROCm GPU)"
 
 
 def test_vllm_print_command_needs_no_vllm(tmp_path, capsys):
-    assert run(["collect", "vllm", "--model", "m", "--tp", "4", "--out", str(tmp_path), "--print-command"]) == 0
+    assert run(["collect", "vllm", "--model", "m", "--tp", "4", "--out-dir", str(tmp_path), "--print-command"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith("vllm bench latency --model m --tensor-parallel-size 4 ")
     assert '"torch_profiler_record_shapes":true' in line
@@ -340,10 +340,10 @@ def test_rocprof_output_discovery(tmp_path):
 
 def test_rocprof_missing_binary(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("collectors.rocprof.ROCM_BIN", tmp_path / "no_rocm")
+    monkeypatch.setattr("traceview.collectors.rocprof.ROCM_BIN", tmp_path / "no_rocm")
     with pytest.raises(MissingToolError, match="rocprofv3 not found on PATH or in /opt/rocm/bin"):
         find_rocprofv3()
-    assert run(["collect", "rocprof", "--out", str(tmp_path / "o"), "--", "python", "x.py"]) == 2
+    assert run(["collect", "rocprof", "--out-dir", str(tmp_path / "o"), "--", "python", "x.py"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("traceview: rocprofv3: rocprofv3 not found")
 
@@ -372,7 +372,7 @@ def test_rocprof_run_with_fake_binary(tmp_path, monkeypatch, capsys):
                                             "job_hip_api_trace.csv", "job_marker_api_trace.csv"]
     with pytest.raises(CollectError, match="exited with status 3 under rocprofv3"):
         run_rocprof(RocprofConfig(out_dir=out), [sys.executable, "-c", "raise SystemExit(3)"])
-    code = run(["collect", "rocprof", "--out", str(tmp_path / "cli"), "--name", "c", "--",
+    code = run(["collect", "rocprof", "--out-dir", str(tmp_path / "cli"), "--name", "c", "--",
                 sys.executable, "-c", "pass"])
     assert code == 0
     printed = capsys.readouterr().out.split()

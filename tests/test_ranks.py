@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO, write_trace
 from kineto import KinetoTrace
 
-from collectors.vllm_decode import find_rank_traces, trace_rank
+from traceview.collectors.vllm_decode import find_rank_traces, trace_rank
 from traceview.analyses.summary import rank_names
 from traceview.batch import expand_paths
 from traceview.cli.app import run

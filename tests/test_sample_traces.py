@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from collectors.demo_decode import expected_counts, model_kernels_per_step
+from traceview.collectors.demo_decode import expected_counts, model_kernels_per_step
 from traceview.engine import open_trace
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_traces"

@@ -18,8 +18,9 @@ collect_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_n
 app.add_typer(collect_app, name="collect",
               help="Collect traces: torch.profiler steps of a script, vLLM decode, rocprofv3, the demo decode loop.")
 
-OutDirOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for the outputs (created if missing). "
-                                                             "Example: --out traces/")]
+# A folder, so not -o: everywhere else -o names an output file.
+OutDirOpt = Annotated[Path, typer.Option("--out-dir", help="Folder for the outputs (created if missing). "
+                                                          "Example: --out-dir traces/")]
 StepsOpt = Annotated[int, typer.Option("--steps", min=1, help="Active (recorded) steps. Example: --steps 5")]
 WaitOpt = Annotated[int, typer.Option("--wait", min=0, help="Steps run before profiling (profiler off).")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", min=0, help="Profiler warm-up steps, discarded.")]
@@ -53,15 +54,15 @@ def torch_command(
     """Profile wait+warmup+STEPS calls of SCRIPT's step() with torch.profiler (record_shapes on).
 
     SCRIPT runs once when loaded (build the model there); step() takes no arguments. Writes
-    OUT/NAME.pt.trace.json.gz. CPU + CUDA activities (CUDA covers HIP on ROCm); CPU only without a GPU.
+    OUT_DIR/NAME.pt.trace.json.gz. CPU + CUDA activities (CUDA covers HIP on ROCm); CPU only without a GPU.
 
     Examples:
-      traceview collect torch decode.py --steps 5 --out traces/
-      traceview collect torch mypkg.bench:decode_step --wait 2 --warmup 2 --steps 3 -o traces/
+      traceview collect torch decode.py --steps 5 --out-dir traces/
+      traceview collect torch mypkg.bench:decode_step --wait 2 --warmup 2 --steps 3 --out-dir traces/
       traceview collect torch decode.py:step --step-marker 'execute_context_0(0)_generation_8(8)'
     """
-    from collectors.loading import load_step_function, split_spec
-    from collectors.torch_profiler import ProfileOptions, profile_steps
+    from traceview.collectors.loading import load_step_function, split_spec
+    from traceview.collectors.torch_profiler import ProfileOptions, profile_steps
 
     fn = load_step_function(script)
     target = split_spec(script)[0]
@@ -88,16 +89,16 @@ def demo_command(
 
     "before" has per step 58 bf16->fp32 router-logit casts, 54 metadata fill_ kernels and one
     get_mla_metadata_v1 kernel that "after" removes; both run 61 bf16->bf16 copies and 2
-    int64->int32 casts through the same copy kernels. Writes OUT/demo[_vllm][_cpu]_MODE_VARIANT.pt.trace.json.gz.
+    int64->int32 casts through the same copy kernels. Writes OUT_DIR/demo[_vllm][_cpu]_MODE_VARIANT.pt.trace.json.gz.
 
     Examples:
-      traceview collect demo --variant before --mode eager --out sample_traces/
-      traceview collect demo --variant after --mode graph --step-marker vllm --out traces/
-      traceview collect demo --variant before --device cpu --steps 2 --wait 1 --warmup 1 -o /tmp/t
+      traceview collect demo --variant before --mode eager --out-dir sample_traces/
+      traceview collect demo --variant after --mode graph --step-marker vllm --out-dir traces/
+      traceview collect demo --variant before --device cpu --steps 2 --wait 1 --warmup 1 --out-dir /tmp/t
     """
-    from collectors.demo_decode import collect_demo
-    from collectors.demo_model import DemoConfig
-    from collectors.torch_profiler import ProfileOptions
+    from traceview.collectors.demo_decode import collect_demo
+    from traceview.collectors.demo_model import DemoConfig
+    from traceview.collectors.torch_profiler import ProfileOptions
 
     cfg = DemoConfig(variant=variant, mode=mode, device=device, batch=batch)
     path = collect_demo(cfg, _out_dir(out), steps, ProfileOptions(wait=wait, warmup=warmup), step_marker)
@@ -123,17 +124,22 @@ def vllm_command(
 ) -> None:
     """Profile a few vLLM decode steps (LLM.start_profile/stop_profile, record_shapes on).
 
-    Writes one trace per rank plus OUT/manifest.json (model, TP, versions, GPU, env, command).
+    Writes one trace per rank plus OUT_DIR/manifest.json (model, TP, versions, GPU, env, command).
     Needs vLLM (`pip install vllm`) and a GPU; --print-command needs neither.
 
     Examples:
-      traceview collect vllm --model deepseek-ai/DeepSeek-V3.2 --tp 8 --out traces/v32/
-      traceview collect vllm --model Qwen/Qwen3-0.6B --max-tokens 16 --enforce-eager --out traces/qwen/
+      traceview collect vllm --model deepseek-ai/DeepSeek-V3.2 --tp 8 --out-dir traces/v32/
+      traceview collect vllm --model Qwen/Qwen3-0.6B --max-tokens 16 --enforce-eager --out-dir traces/qwen/
       traceview collect vllm --model Qwen/Qwen3-0.6B --tp 2 --print-command
     """
     import shlex
 
-    from collectors.vllm_decode import VllmDecodeConfig, bench_latency_command, find_rank_traces, run_vllm_decode
+    from traceview.collectors.vllm_decode import (
+        VllmDecodeConfig,
+        bench_latency_command,
+        find_rank_traces,
+        run_vllm_decode,
+    )
 
     cfg = VllmDecodeConfig(model=model, out_dir=out, tensor_parallel_size=tp, dtype=dtype, batch_size=batch,
                            input_len=input_len, max_tokens=max_tokens, with_stack=with_stack,
@@ -162,13 +168,13 @@ def rocprof_command(
     Needs ROCm's rocprofv3 on PATH or in /opt/rocm/bin; --print-command does not.
 
     Examples:
-      traceview collect rocprof --out traces/rocprof -- python decode.py
-      traceview collect rocprof --format pftrace --format rocpd -o traces/ -- ./bench --iters 10
+      traceview collect rocprof --out-dir traces/rocprof -- python decode.py
+      traceview collect rocprof --format pftrace --format rocpd --out-dir traces/ -- ./bench --iters 10
       traceview collect rocprof --print-command -- python -m mypkg.decode
     """
     import shlex
 
-    from collectors.rocprof import RocprofConfig, build_command, run_rocprof
+    from traceview.collectors.rocprof import RocprofConfig, build_command, run_rocprof
 
     cfg = RocprofConfig(out_dir=out, name=name, formats=tuple(fmt or ("pftrace", "csv")))
     if print_command:
