@@ -64,10 +64,10 @@ def test_two_runs_both_pass(capsys):
     assert code == 0, err
     doc = json.loads(out)
     jsonschema.validate(doc, SCHEMA)
-    assert (doc["schema"], doc["skip"], doc["ok"]) == ("traceview.check-many/1", 1, True)
+    assert (doc["schema"], doc["skip"], doc["ok"]) == ("traceview.check-many/2", 1, True)
     assert [r["counts"]["label"] for r in doc["runs"]] == ["demo_eager_after", "demo_graph_after"]
     for one in doc["runs"]:
-        assert one["schema"] == "traceview.check/1" and one["ok"] and one["counts"]["steps"] == 4  # 5 - skip 1
+        assert one["schema"] == "traceview.check/2" and one["ok"] and one["counts"]["steps"] == 4  # 5 - skip 1
         assert [e["actual"] for e in one["expectations"]] == [2.0, 0.0, 0.0, 1030.0]
     # Each run keeps its own counts: only the graph run replays kernels (1026 per step).
     assert [r["categories"]["graph_replayed"]["mean"] for r in doc["runs"]] == [0.0, 1026.0]
@@ -106,7 +106,7 @@ def test_a_glob_with_one_match_prints_the_one_run_document(capsys):
     assert code == 0, err
     doc = json.loads(out)
     jsonschema.validate(doc, SCHEMA)
-    assert (doc["schema"], doc["counts"]["label"]) == ("traceview.check/1", "graph")
+    assert (doc["schema"], doc["counts"]["label"]) == ("traceview.check/2", "graph")
 
 
 def test_bad_trace_among_good_ones_writes_nothing(capsys, tmp_path):

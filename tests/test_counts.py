@@ -194,7 +194,7 @@ def test_counts_cli_json_and_bad_rules(tmp_path: Path, capsys: pytest.CaptureFix
     path = write_trace(tmp_path / "t.json", eager_steps().events)
     assert run(["counts", str(path), "--format", "json", "--skip", "1"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["schema"] == "traceview.counts/1" and len(doc["steps"]) == 2 and doc["outside_steps"] == 0
+    assert doc["schema"] == "traceview.counts/2" and len(doc["steps"]) == 2 and doc["outside_steps"] == 0
     assert doc["steps"][0]["categories"]["cast"] == 2 and doc["summary"]["total"]["mean"] == 7.0
     bad = tmp_path / "bad.toml"
     bad.write_text("schema_version = 1\n")
@@ -307,7 +307,7 @@ def test_output_file_is_written_whole_with_normal_mode(tmp_path: Path, capsys: p
         assert run(["counts", str(path), "-f", "json", "-o", str(out)]) == 0
     finally:
         os.umask(old)
-    assert json.loads(out.read_text())["schema"] == "traceview.counts/1"
+    assert json.loads(out.read_text())["schema"] == "traceview.counts/2"
     assert out.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".counts.json")] == []  # no temp left
     assert run(["counts", str(tmp_path / "missing.json"), "-f", "json", "-o", str(tmp_path / "x.json")]) == 2
@@ -365,5 +365,5 @@ def test_unknown_frame_format_is_a_usage_error(tmp_path: Path, capsys: pytest.Ca
     # Rejected before any trace is read: the trace does not even exist.
     assert run([command, str(tmp_path / "absent.json"), "--format", "xml", "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "unknown format 'xml'; use table, csv or json" in err and "Traceback" not in err
+    assert "'xml' is not one of 'table', 'json', 'csv', 'markdown', 'junit'" in err and "Traceback" not in err
     assert not out.exists()

@@ -35,8 +35,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from traceview.analyses import analyze_ranks, check_counts, diff_counts, gather, summarize
+from traceview.analyses import check_counts, diff_counts, gather, summarize
 from traceview.analyses.expectations import known_names
+from traceview.batch import analyze_ranks
 from traceview.cli.app import run
 from traceview.model.counts import analyze, counts_document
 
@@ -245,7 +246,7 @@ def test_cli_diff_json_schema(traces, capsys):
     assert code == 0, err
     doc = json.loads(out)
     jsonschema.validate(doc, _schema("diff"))
-    assert doc["schema"] == "traceview.diff/1" and doc["ok"] is True
+    assert doc["schema"] == "traceview.diff/2" and doc["ok"] is True
     assert doc["categories"]["cast"] == {"before": 2.0, "after": 0.0, "delta": -2.0, "before_median": 2.0,
                                          "after_median": 0.0, "delta_median": -2.0}
     assert doc["latency"]["delta_pct"] == pytest.approx(-5.0)
@@ -303,7 +304,7 @@ def test_cli_check_json_passes(traces, capsys):
     assert code == 0, err
     doc = json.loads(out)
     jsonschema.validate(doc, _schema("check"))
-    assert doc["schema"] == "traceview.check/1" and doc["ok"] is True
+    assert doc["schema"] == "traceview.check/2" and doc["ok"] is True
     assert doc["categories"]["total"]["mean"] == 6.0 and doc["counts"]["steps"] == 4
 
 

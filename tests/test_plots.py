@@ -145,7 +145,7 @@ def test_step_durations_one_line_per_trace_in_ms(before: LaunchCounts, after: La
 
 def test_step_durations_gpu_metrics(before: LaunchCounts) -> None:
     # Each kernel runs 2 us (tests/kineto.py): step 0 has 4 kernels -> 8 us of GPU time.
-    fig = plots.step_durations({"before": before}, metric="gpu_kernel_ns")
+    fig = plots.step_durations({"before": before}, metric="gpu_busy_ns")
     assert np.allclose(list(fig.data[0].y), [0.008, 0.008, 0.010])
     with pytest.raises(ValueError):
         plots.step_durations({"before": before}, metric="nope")

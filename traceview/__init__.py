@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 # that needs one corner of the package (a JSON decoding worker, `traceview --version`)
 # does not pay for pandas and the trace processor.
 _EXPORTS = {
-    "CheckResult": "traceview.analyses", "DiffResult": "traceview.analyses", "analyze_ranks": "traceview.analyses",
+    "CheckResult": "traceview.analyses", "DiffResult": "traceview.analyses", "analyze_ranks": "traceview.batch",
     "check_counts": "traceview.analyses", "check_diff": "traceview.analyses", "diff_counts": "traceview.analyses",
     "EngineConfig": "traceview.engine", "Trace": "traceview.engine", "open_trace": "traceview.engine",
     "EngineError": "traceview.errors", "QueryError": "traceview.errors", "RulesError": "traceview.errors",

@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -58,6 +59,14 @@ class BatchConfig:
     failures: str = "raise"
 
 
+def _glob_matches(pattern: str, files_only: bool) -> list[Path]:
+    """What ``pattern`` matches (``**`` recursive), sorted; TraceLoadError when nothing does."""
+    matches = sorted(Path(m) for m in glob.glob(pattern, recursive=True) if not files_only or Path(m).is_file())
+    if not matches:
+        raise TraceLoadError(pattern, "no file matches this pattern")
+    return matches
+
+
 def expand_paths(paths: Iterable[str | Path],
                  on_skip: Callable[[Path, str], None] | None = None) -> list[Path]:
     """Files named by ``paths``: each is a file, a directory of traces (ordered by rank) or a glob.
@@ -72,10 +81,7 @@ def expand_paths(paths: Iterable[str | Path],
     for item in paths:
         text = str(item)
         if glob.has_magic(text):
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
-            if not matches:
-                raise TraceLoadError(text, "no file matches this pattern")
-            out.extend(matches)
+            out.extend(_glob_matches(text, files_only=True))
         elif Path(text).is_dir():
             found = scan_traces(Path(text))
             if on_skip is not None:
@@ -210,6 +216,26 @@ def analyze_many(paths: Iterable[str | Path], jobs: int | None = None, executor:
     return {Path(p): results[p] for p in files}
 
 
+# (file about to load) -> context manager yielding an on_progress(done_bytes, total_bytes) callback or None;
+# the CLI passes one that draws a bar and removes it when the file is done.
+ProgressFactory = Callable[[Path], AbstractContextManager]
+
+
+def analyze_ranks(path: str | Path, step_marker: str | None = None, rules_path: Path | None = None,
+                  config: EngineConfig | None = None, progress: ProgressFactory | None = None,
+                  use_cache: bool = True) -> list[LaunchCounts]:
+    """Counts every trace of one run, in this process: ``path`` itself, or the traces of a
+    directory in rank order (``model.ranks.trace_files``), each through the result cache.
+
+    Raises TraceLoadError for a missing path or a directory without traces.
+    """
+    out = []
+    for file in trace_files(Path(path)):
+        with (progress(file) if progress is not None else nullcontext()) as on_progress:
+            out.append(cached_analyze(file, step_marker, rules_path, config, on_progress, use_cache=use_cache))
+    return out
+
+
 def expand_runs(paths: Iterable[str | Path]) -> list[Path]:
     """The runs named by ``paths``: each is a trace file, a directory of per-rank traces, or a glob
     whose every match (file or directory) is one run.
@@ -218,16 +244,8 @@ def expand_runs(paths: Iterable[str | Path]) -> list[Path]:
     TraceLoadError for a glob that matches nothing; a missing path is left for
     ``analyze_runs`` to report.
     """
-    out: list[Path] = []
-    for item in paths:
-        text = str(item)
-        if glob.has_magic(text):
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
-            if not matches:
-                raise TraceLoadError(text, "no file matches this pattern")
-            out.extend(matches)
-        else:
-            out.append(Path(text))
+    out = [match for item in paths
+           for match in (_glob_matches(str(item), files_only=False) if glob.has_magic(str(item)) else [Path(item)])]
     return list(dict.fromkeys(out))
 
 

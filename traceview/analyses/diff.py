@@ -14,7 +14,7 @@ from traceview.model.counts import LaunchCounts
 CATEGORY_COLUMNS = ["category", "before_mean", "after_mean", "delta_mean", "before_median", "after_median",
                     "delta_median"]
 LATENCY_COLUMNS = ["metric", "before", "after", "delta", "delta_pct"]
-LATENCY_METRICS = ("step_ms_mean", "step_ms_median", "gpu_ms_mean")
+LATENCY_METRICS = ("step_ms_mean", "step_ms_median", "gpu_busy_ms_mean")
 KERNEL_DIFF_COLUMNS = KERNEL_KEYS + ["op", "annotation", "launch_api", "before_per_step", "after_per_step",
                                      "delta", "change"]
 # Per-step rates are means of integers over hundreds of steps: treat float noise as no change.
@@ -28,7 +28,7 @@ class DiffResult:
     ``categories``: CATEGORY_COLUMNS, one row per category (rule order), then
     ``total``, ``graph_replayed``, ``direct``; launches per step (float64).
     ``latency``: LATENCY_COLUMNS, one row per metric: ``step_ms_mean`` and
-    ``step_ms_median`` (CPU step duration), ``gpu_ms_mean`` (summed GPU event
+    ``step_ms_median`` (CPU step duration), ``gpu_busy_ms_mean`` (summed GPU event
     time per step); before/after/delta in ms, ``delta_pct`` in percent of before.
     ``kernels``: KERNEL_DIFF_COLUMNS, one row per (category, kernel, src_dtype,
     dst_dtype) seen on either side, largest ``abs(delta)`` first; rates in

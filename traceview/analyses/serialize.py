@@ -1,6 +1,6 @@
 """Versioned JSON documents (plain dicts) for diff and check results.
 
-(``traceview.counts/1`` is ``traceview.model.counts.counts_document``.)
+(``traceview.counts/2`` is ``traceview.model.counts.counts_document``.)
 
 Shapes are documented in docs/json-schema.md and pinned by docs/schemas/*.json.
 A new key is a compatible change; renaming or removing one bumps the ``/1``.
@@ -14,9 +14,9 @@ from traceview.analyses.check import CheckResult, RunCheck, all_passed
 from traceview.analyses.diff import DiffResult
 from traceview.analyses.summary import Side, nan_to_none
 
-DIFF_SCHEMA = "traceview.diff/1"
-CHECK_SCHEMA = "traceview.check/1"
-CHECK_MANY_SCHEMA = "traceview.check-many/1"
+DIFF_SCHEMA = "traceview.diff/2"
+CHECK_SCHEMA = "traceview.check/2"
+CHECK_MANY_SCHEMA = "traceview.check-many/2"
 
 
 def _text(value: object) -> str | None:
@@ -24,12 +24,12 @@ def _text(value: object) -> str | None:
 
 
 def side_to_dict(side: Side) -> dict:
-    """``{"label", "path", "steps", "step_ms", "step_ms_median", "gpu_kernel_ms", "step_marker", "ranks": [...]}``."""
+    """``{"label", "path", "steps", "step_ms", "step_ms_median", "gpu_busy_ms", "step_marker", "ranks": [...]}``."""
     ranks = [{"path": row.path, "steps": int(row.steps), "step_ms": nan_to_none(row.step_ms_mean),
-              "step_ms_median": nan_to_none(row.step_ms_median), "gpu_kernel_ms": nan_to_none(row.gpu_ms_mean),
+              "step_ms_median": nan_to_none(row.step_ms_median), "gpu_busy_ms": nan_to_none(row.gpu_busy_ms_mean),
               "total": nan_to_none(row.total_mean)} for row in side.ranks.itertuples(index=False)]
     return {"label": side.label, "path": side.path, "steps": side.steps, "step_ms": nan_to_none(side.step_ms_mean),
-            "step_ms_median": nan_to_none(side.step_ms_median), "gpu_kernel_ms": nan_to_none(side.gpu_ms_mean),
+            "step_ms_median": nan_to_none(side.step_ms_median), "gpu_busy_ms": nan_to_none(side.gpu_busy_ms_mean),
             "step_marker": side.step_marker, "ranks": ranks}
 
 
@@ -54,18 +54,18 @@ def _kernel_rows(frame: pd.DataFrame, extra: list[str]) -> list[dict]:
 
 
 def diff_to_dict(diff: DiffResult, check: CheckResult, skip: int, kernel_limit: int | None = 20) -> dict:
-    """The ``traceview.diff/1`` document; ``kernels`` lists the ``kernel_limit`` biggest changes."""
+    """The ``traceview.diff/2`` document; ``kernels`` lists the ``kernel_limit`` biggest changes."""
     categories = {row.category: {"before": row.before_mean, "after": row.after_mean, "delta": row.delta_mean,
                                  "before_median": row.before_median, "after_median": row.after_median,
                                  "delta_median": row.delta_median}
                   for row in diff.categories.itertuples(index=False)}
     lat = diff.latency.set_index("metric")
-    step, median, gpu = lat.loc["step_ms_mean"], lat.loc["step_ms_median"], lat.loc["gpu_ms_mean"]
+    step, median, gpu = lat.loc["step_ms_mean"], lat.loc["step_ms_median"], lat.loc["gpu_busy_ms_mean"]
     latency = {"before_ms": nan_to_none(step["before"]), "after_ms": nan_to_none(step["after"]),
                "delta_ms": nan_to_none(step["delta"]), "delta_pct": nan_to_none(step["delta_pct"]),
                "before_median_ms": nan_to_none(median["before"]), "after_median_ms": nan_to_none(median["after"]),
-               "gpu_kernel_before_ms": nan_to_none(gpu["before"]), "gpu_kernel_after_ms": nan_to_none(gpu["after"]),
-               "gpu_kernel_delta_ms": nan_to_none(gpu["delta"])}
+               "gpu_busy_before_ms": nan_to_none(gpu["before"]), "gpu_busy_after_ms": nan_to_none(gpu["after"]),
+               "gpu_busy_delta_ms": nan_to_none(gpu["delta"])}
     kernels = _kernel_rows(diff.changed_kernels(kernel_limit), ["before_per_step", "after_per_step", "delta",
                                                                 "change"])
     return {"schema": DIFF_SCHEMA, "skip": skip, "before": side_to_dict(diff.before),
@@ -74,18 +74,18 @@ def diff_to_dict(diff: DiffResult, check: CheckResult, skip: int, kernel_limit: 
 
 
 def check_to_dict(side: Side, check: CheckResult, skip: int) -> dict:
-    """The ``traceview.check/1`` document."""
+    """The ``traceview.check/2`` document."""
     categories = {name: {stat: float(side.categories.at[name, stat]) for stat in ("mean", "median", "min", "max")}
                   for name in side.categories.index}
     latency = {"step_ms": nan_to_none(side.step_ms_mean), "step_ms_median": nan_to_none(side.step_ms_median),
-               "gpu_kernel_ms": nan_to_none(side.gpu_ms_mean)}
+               "gpu_busy_ms": nan_to_none(side.gpu_busy_ms_mean)}
     return {"schema": CHECK_SCHEMA, "skip": skip, "counts": side_to_dict(side), "categories": categories,
             "latency": latency, "expectations": findings_to_list(check), "warnings": list(side.warnings),
             "ok": check.passed}
 
 
 def check_many_to_dict(checks: list[RunCheck], skip: int) -> dict:
-    """The ``traceview.check-many/1`` document: ``runs`` holds each run's ``traceview.check/1`` document,
+    """The ``traceview.check-many/2`` document: ``runs`` holds each run's ``traceview.check/2`` document,
     in input order; ``ok`` is true when every run's ``ok`` is."""
     return {"schema": CHECK_MANY_SCHEMA, "skip": skip,
             "runs": [check_to_dict(run.side, run.result, skip) for run in checks], "ok": all_passed(checks)}

@@ -22,7 +22,7 @@ from traceview.model.ranks import rank_label
 AGGREGATE_ROWS = ("total", "graph_replayed", "direct")
 KERNEL_KEYS = ["category", "kernel", "src_dtype", "dst_dtype"]
 KERNEL_COLUMNS = KERNEL_KEYS + ["op", "annotation", "launch_api", "per_step", "gpu_ns_per_step"]
-RANK_COLUMNS = ["rank", "path", "steps", "step_ms_mean", "step_ms_median", "gpu_ms_mean", "total_mean"]
+RANK_COLUMNS = ["rank", "path", "steps", "step_ms_mean", "step_ms_median", "gpu_busy_ms_mean", "total_mean"]
 _STAT_COLUMNS = ["mean", "median", "min", "max"]
 # Two ranks "agree" on a per-step mean when they differ by less than this.
 _AGREE = 1e-9
@@ -43,7 +43,7 @@ class Side:
     ``ranks``: RANK_COLUMNS, one row per trace file.
     Scalars: ``steps`` steady steps per rank (the fewest, if ranks differ),
     ``step_ms_mean`` / ``step_ms_median`` CPU step duration in ms,
-    ``gpu_ms_mean`` summed GPU event time per step in ms, ``gpu_events`` GPU
+    ``gpu_busy_ms_mean`` summed GPU event time per step in ms, ``gpu_events`` GPU
     events in the whole trace(s), in steps or not.
     """
 
@@ -52,7 +52,7 @@ class Side:
     steps: int
     step_ms_mean: float
     step_ms_median: float
-    gpu_ms_mean: float
+    gpu_busy_ms_mean: float
     categories: pd.DataFrame
     kernels: pd.DataFrame
     ranks: pd.DataFrame
@@ -84,7 +84,7 @@ def _rank_row(rank: int, counts: LaunchCounts, skip: int, total_mean: float) -> 
     return {"rank": rank, "path": counts.path, "steps": len(steady),
             "step_ms_mean": float(steady["cpu_dur_ns"].mean()) / 1e6,
             "step_ms_median": float(steady["cpu_dur_ns"].median()) / 1e6,
-            "gpu_ms_mean": float(steady["gpu_kernel_ns"].mean()) / 1e6, "total_mean": total_mean}
+            "gpu_busy_ms_mean": float(steady["gpu_busy_ns"].mean()) / 1e6, "total_mean": total_mean}
 
 
 def _rank_kernels(counts: LaunchCounts, skip: int) -> pd.DataFrame:
@@ -179,7 +179,7 @@ def summarize(counts: LaunchCounts | Sequence[LaunchCounts], skip: int = 0, labe
     where = path if path is not None else ranked[0].path
     return Side(label=label or default_label(where), path=str(where), steps=int(ranks["steps"].min()),
                 step_ms_mean=float(ranks["step_ms_mean"].mean()), step_ms_median=float(ranks["step_ms_median"].mean()),
-                gpu_ms_mean=float(ranks["gpu_ms_mean"].mean()), categories=categories,
+                gpu_busy_ms_mean=float(ranks["gpu_busy_ms_mean"].mean()), categories=categories,
                 kernels=_merge_kernels([_rank_kernels(one, skip) for one in ranked]), ranks=ranks,
                 category_names=tuple(names), step_marker=ranked[0].step_marker, warnings=tuple(warnings),
                 gpu_events=sum(one.total_gpu_events for one in ranked))

@@ -12,20 +12,30 @@ from traceview.analyses.expectations import Expectation, gather, known_names
 from traceview.analyses.summary import Side, summarize
 from traceview.batch import BatchConfig, analyze_runs, expand_runs
 from traceview.cli.app import app
+from traceview.cli.common import analyze_run, engine_config
+from traceview.cli.formats import REPORT_FORMATS, FormatOpt, output_format
+from traceview.cli.options import (
+    AddressOpt,
+    ExecutorOpt,
+    JobsOpt,
+    NoCacheOpt,
+    OutputOpt,
+    QuietOpt,
+    RulesOpt,
+    SkipOpt,
+    StepMarkerOpt,
+    StrictOpt,
+    TpBinOpt,
+)
+from traceview.cli.output_formats import finish, finish_many, render_check, render_check_many
+from traceview.cli.render import count_progress, emit, stderr
 from traceview.engine import EngineConfig
-from traceview.cli.common import analyze_with_progress, engine_config
-from traceview.cli.options import (AddressOpt, ExecutorOpt, JobsOpt, NoCacheOpt, OutputOpt, QuietOpt, RulesOpt,
-                                   SkipOpt, StepMarkerOpt, StrictOpt, TpBinOpt)
-from traceview.cli.output_formats import (ReportFormat, emit, finish, finish_many, render_check,
-                                          render_check_many)
-from traceview.cli.render import count_progress, stderr, stdout
 from traceview.errors import TraceviewError
 from traceview.model.categories import category_order, load_category_rules
-from traceview.model.ranks import trace_files
 
 # Options shared by `diff` and `check` only; the rest come from cli/options.py.
-RUN_HELP = ("A trace file, or a directory of per-rank traces (counted per rank, then averaged). "
-            "Example: sample_traces/demo_eager_after.pt.trace.json.gz")
+RUN_HELP_NO_EXAMPLE = "A trace file, or a directory of per-rank traces (counted per rank, then averaged)."
+RUN_HELP = f"{RUN_HELP_NO_EXAMPLE} Example: sample_traces/demo_eager_after.pt.trace.json.gz"
 
 
 def run_argument(metavar: str, help: str = RUN_HELP) -> typer.models.ArgumentInfo:
@@ -43,9 +53,6 @@ ExpectOpt = Annotated[Optional[list[str]], typer.Option(
 ExpectFileOpt = Annotated[Optional[list[Path]], typer.Option(
     "--expect-file", help="TOML file of expect tables (docs/json-schema.md), or the name of a shipped one. "
                           "Example: --expect-file deepseek_v32_decode", show_default=False)]
-FormatOpt = Annotated[ReportFormat, typer.Option("--format", "-f", case_sensitive=False,
-                                                 help="table (rich, default), json, markdown (for a PR) or junit "
-                                                      "(one testcase per expectation). Example: --format junit")]
 
 
 def expectations(expect: list[str] | None, files: list[Path] | None, rules: Path | None,
@@ -58,8 +65,7 @@ def expectations(expect: list[str] | None, files: list[Path] | None, rules: Path
 def load_side(path: Path, label: str | None, skip: int, step_marker: str | None, rules: Path | None,
               engine: EngineConfig, quiet: bool, no_cache: bool = False) -> Side:
     """Counts a trace (or each rank's trace in a directory) with a progress bar, then summarizes it."""
-    ranks = [analyze_with_progress(file, step_marker, rules, engine, quiet, no_cache) for file in trace_files(path)]
-    return summarize(ranks, skip, label, str(path))
+    return summarize(analyze_run(path, step_marker, rules, engine, quiet, no_cache), skip, label, str(path))
 
 
 @app.command("check")
@@ -70,7 +76,7 @@ def check_command(
     skip: SkipOpt = 0,
     step_marker: StepMarkerOpt = None,
     rules: RulesOpt = None,
-    fmt: FormatOpt = ReportFormat.table,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     label: Annotated[Optional[str], typer.Option("--label", help="Name of the run in reports (default: file name; "
                                                                  "one run only). Example: --label nightly")] = None,
@@ -95,6 +101,7 @@ def check_command(
       traceview check after.pt.trace.json.gz --expect-file examples/launch-budget.toml --format junit -o check.xml
       traceview check 'nightly/*/' --expect 'total<=1030' --expect 'step_ms<=45' --skip 3 --jobs 8 --format markdown
     """
+    fmt = output_format(fmt, output, "check", REPORT_FORMATS)
     wanted = expectations(expect, expect_file, rules, "value")
     if not wanted:
         raise TraceviewError(None, "check needs at least one --expect or --expect-file")
@@ -102,7 +109,7 @@ def check_command(
     if len(runs) == 1:
         side = load_side(runs[0], label, skip, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
         result = check_side(side, wanted)
-        emit(render_check(side, result, fmt, skip), output, stdout)
+        emit(render_check(side, result, fmt, skip), output)
         return finish(result, side.warnings, quiet, stderr)
     if label is not None:
         raise typer.BadParameter(f"names one run, but {len(runs)} runs were given (each is named after its file)",
@@ -111,5 +118,5 @@ def check_command(
     with count_progress(quiet, f"counting {len(runs)} runs") as on_progress:
         counted = analyze_runs(runs, jobs, executor, address, batch, on_progress)
     checks = check_runs(counted, wanted, skip)
-    emit(render_check_many(checks, fmt, skip), output, stdout)
+    emit(render_check_many(checks, fmt, skip), output)
     return finish_many(checks, quiet, stderr)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from traceview.batch import analyze_ranks
+from traceview.cache import cached_analyze, wasm_dir
 from traceview.cli.render import load_progress
 from traceview.engine import EngineConfig, Trace, open_trace
 from traceview.engine.backends import processor_ready
-from traceview.cache import cached_analyze, wasm_dir
 from traceview.model.counts import LaunchCounts
 
 
@@ -34,3 +35,10 @@ def analyze_with_progress(path: Path, step_marker: str | None, rules: Path | Non
     engine config and progress bar."""
     with load_progress(quiet, _loading(path, engine)) as on_progress:
         return cached_analyze(path, step_marker, rules, engine, on_progress, use_cache=not no_cache)
+
+
+def analyze_run(path: Path, step_marker: str | None, rules: Path | None, engine: EngineConfig,
+                quiet: bool, no_cache: bool = False) -> list[LaunchCounts]:
+    """``batch.analyze_ranks`` (a trace, or each rank's trace of a directory) with a progress bar per file."""
+    return analyze_ranks(path, step_marker, rules, engine, lambda file: load_progress(quiet, _loading(file, engine)),
+                         use_cache=not no_cache)

@@ -9,16 +9,18 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from rich.console import RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from traceview.analyses.summary import rank_disagreements, rank_names
-from traceview.batch import BatchConfig, analyze_many, expand_paths
+from traceview.batch import BatchConfig, analyze_many, counts_frame, expand_paths
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress, engine_config
+from traceview.cli.formats import FormatOpt, OutputFormat, output_format
 from traceview.cli.options import (
     AddressOpt,
     ExecutorOpt,
-    FrameFormatOpt,
     JobsOpt,
     NoCacheOpt,
     OutputOpt,
@@ -29,7 +31,7 @@ from traceview.cli.options import (
     StrictOpt,
     TpBinOpt,
 )
-from traceview.cli.render import count_progress, stderr, stdout, write_output
+from traceview.cli.render import count_progress, emit, stderr, write_frame, write_output
 from traceview.model.counts import LaunchCounts, counts_document
 
 
@@ -37,11 +39,12 @@ def _steps_table(counts: LaunchCounts, title: str) -> Table:
     per_step = counts.per_step()
     shown = [c for c in counts.categories if per_step[c].any()]
     table = Table(title=title, title_justify="left")
-    for column in ["step", "name", "cpu ms", "gpu ms", "total", "graph", "direct", *shown]:
+    for column in ["step", "name", "cpu ms", "gpu span ms", "gpu busy ms", "total", "graph", "direct", *shown]:
         table.add_column(column, justify="left" if column == "name" else "right")
     for row in counts.steps.itertuples(index=False):
-        gpu_ms = "" if pd.isna(row.gpu_start_ns) else f"{(int(row.gpu_end_ns) - int(row.gpu_start_ns)) / 1e6:.3f}"
-        table.add_row(str(row.step), str(row.name)[:40], f"{row.cpu_dur_ns / 1e6:.3f}", gpu_ms, str(row.launches),
+        span_ms = "" if pd.isna(row.gpu_span_ns) else f"{int(row.gpu_span_ns) / 1e6:.3f}"
+        table.add_row(str(row.step), str(row.name), f"{row.cpu_dur_ns / 1e6:.3f}", span_ms,
+                      f"{row.gpu_busy_ns / 1e6:.3f}", str(row.launches),
                       str(row.graph_replayed), str(row.direct), *[str(per_step.at[row.step, c]) for c in shown])
     return table
 
@@ -59,15 +62,15 @@ def _summary_table(counts: LaunchCounts, skip: int) -> Table:
     return table
 
 
-def _print_table(label: str, counts: LaunchCounts, skip: int) -> None:
-    stdout.print(f"[bold]{label}[/bold]  steps: {len(counts.steps)} ({counts.step_marker})", highlight=False)
-    stdout.print(_steps_table(counts, "launches per step"))
-    stdout.print(_summary_table(counts, skip))
-    outside = counts.outside_steps()
-    stdout.print("outside any step: " + ", ".join(f"{k}={v}" for k, v in outside.items()), highlight=False)
+def _table_parts(label: str, counts: LaunchCounts, skip: int) -> list[RenderableType]:
+    parts: list[RenderableType] = [
+        Text.assemble((label, "bold"), f"  steps: {len(counts.steps)} ({counts.step_marker})"),
+        _steps_table(counts, "launches per step"), _summary_table(counts, skip),
+        Text("outside any step: " + ", ".join(f"{k}={v}" for k, v in counts.outside_steps().items()))]
     irregular = counts.irregular_steps(skip)
     if irregular:
-        stdout.print(f"[yellow]steps whose launch count differs from the most common one: {irregular}[/yellow]")
+        parts.append(Text(f"steps whose launch count differs from the most common one: {irregular}", style="yellow"))
+    return parts
 
 
 def _note_skipped(path: Path, reason: str) -> None:
@@ -82,7 +85,7 @@ def counts_command(
     skip: SkipOpt = 0,
     step_marker: StepMarkerOpt = None,
     rules: RulesOpt = None,
-    fmt: FrameFormatOpt = "table",
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
     strict: StrictOpt = False,
@@ -102,8 +105,7 @@ def counts_command(
       traceview counts traces/run42/ --format json -o counts.json
       traceview counts 'nightly/*/trace_tp*.json.gz' --jobs 8 --format csv -o all.csv
     """
-    if output is not None and fmt == "table":
-        raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
+    fmt = output_format(fmt, output, "counts")
     files = expand_paths(traces, on_skip=_note_skipped)
     labels = rank_names(files)  # e.g. rank0 of two runs: falls back to the paths
     if len(files) == 1:  # --jobs: the cores one trace's decoding and processors may use
@@ -124,18 +126,10 @@ def counts_command(
             stderr.print(f"warning: {counts.path}: {warning}", markup=False, highlight=False)
     for note in notes:
         stderr.print(f"note: {note}", markup=False, highlight=False)
-    if fmt == "json":
+    if fmt is OutputFormat.json:
         docs = [counts_document(c, skip) for c in per_rank.values()]
         payload = docs[0] if len(docs) == 1 else {"schema": "traceview.counts-ranks/1",
                                                   "ranks": dict(zip(per_rank, docs)), "notes": notes}
         write_output(json.dumps(payload, indent=2), output)
-    elif fmt == "csv":
-        frames = []
-        for rank, counts in per_rank.items():
-            frame = counts.steps.drop(columns=["name"]).join(counts.per_step(), on="step")
-            frame.insert(0, "trace", rank)
-            frames.append(frame)
-        write_output(pd.concat(frames).to_csv(index=False), output)
-    else:
-        for label, counts in per_rank.items():
-            _print_table(label, counts, skip)
+    elif not write_frame(counts_frame(dict(zip(files, found))).drop(columns=["error"]), fmt, output):
+        emit([part for label, counts in per_rank.items() for part in _table_parts(label, counts, skip)], output)

@@ -10,30 +10,34 @@ import typer
 from traceview.analyses.check import check_diff
 from traceview.analyses.diff import diff_sides
 from traceview.cli.app import app
+from traceview.cli.check import RUN_HELP_NO_EXAMPLE, ExpectFileOpt, ExpectOpt, expectations, load_side, run_argument
 from traceview.cli.common import engine_config
-from traceview.cli.check import ExpectFileOpt, ExpectOpt, FormatOpt, expectations, load_side, run_argument
+from traceview.cli.formats import REPORT_FORMATS, FormatOpt, output_format
 from traceview.cli.options import NoCacheOpt, OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, StrictOpt, TpBinOpt
-from traceview.cli.output_formats import ReportFormat, emit, finish, render_diff
-from traceview.cli.render import stderr, stdout
+from traceview.cli.output_formats import finish, render_diff
+from traceview.cli.render import emit, stderr
+
+RUN_HELP_BEFORE = f"{RUN_HELP_NO_EXAMPLE} Example: sample_traces/demo_eager_before.pt.trace.json.gz"
+RUN_HELP_AFTER = f"{RUN_HELP_NO_EXAMPLE} Example: sample_traces/demo_eager_after.pt.trace.json.gz"
 
 
-def _label(flag: str) -> object:
-    return typer.Option(flag, help=f"Name of this side in reports (default: file name). Example: {flag} eager")
+def _label(flag: str, example: str) -> object:
+    return typer.Option(flag, help=f"Name of this side in reports (default: file name). Example: {flag} {example}")
 
 
 @app.command("diff")
 def diff_command(
-    before: Annotated[Path, run_argument("BEFORE")],
-    after: Annotated[Path, run_argument("AFTER")],
+    before: Annotated[Path, run_argument("BEFORE", RUN_HELP_BEFORE)],
+    after: Annotated[Path, run_argument("AFTER", RUN_HELP_AFTER)],
     expect: ExpectOpt = None,
     expect_file: ExpectFileOpt = None,
     skip: SkipOpt = 0,
     step_marker: StepMarkerOpt = None,
     rules: RulesOpt = None,
-    fmt: FormatOpt = ReportFormat.table,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
-    label_before: Annotated[Optional[str], _label("--label-before")] = None,
-    label_after: Annotated[Optional[str], _label("--label-after")] = None,
+    label_before: Annotated[Optional[str], _label("--label-before", "main")] = None,
+    label_after: Annotated[Optional[str], _label("--label-after", "bf16-gate")] = None,
     top: Annotated[int, typer.Option("--top", min=0, help="Kernels to list whose count per step changed most. "
                                                           "Example: --top 20")] = 10,
     tp_bin: TpBinOpt = None,
@@ -51,10 +55,11 @@ def diff_command(
       traceview diff before.json.gz after.json.gz --expect cast=-58 --expect fill=-54 --expect 'metadata=-1±0.5'
       traceview diff before_tp4/ after_tp4/ --expect-file deepseek_v32_decode --skip 3 --format junit -o diff.xml
     """
+    fmt = output_format(fmt, output, "diff", REPORT_FORMATS)
     wanted = expectations(expect, expect_file, rules, "delta")
     sides = [load_side(path, label, skip, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
              for path, label in ((before, label_before), (after, label_after))]
     diff = diff_sides(*sides)
     result = check_diff(diff, wanted)
-    emit(render_diff(diff, result, fmt, skip, top), output, stdout)
+    emit(render_diff(diff, result, fmt, skip, top), output)
     return finish(result, diff.warnings, quiet, stderr)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
+import pandas as pd
 import typer
 from rich.table import Table
 
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress, engine_config
+from traceview.cli.formats import FormatOpt, output_format
 from traceview.cli.options import (
-    FrameFormatOpt,
     NoCacheOpt,
     OutputOpt,
     QuietOpt,
@@ -21,7 +22,7 @@ from traceview.cli.options import (
     TpBinOpt,
     TraceArg,
 )
-from traceview.cli.render import stdout, write_frame
+from traceview.cli.render import emit, write_frame
 
 
 @app.command("kernels")
@@ -31,7 +32,7 @@ def kernels_command(
     category: Annotated[Optional[str], typer.Option("--category", "-c", help="Only this category. Example: -c cast")] = None,
     step_marker: StepMarkerOpt = None,
     rules: RulesOpt = None,
-    fmt: FrameFormatOpt = "table",
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
     strict: StrictOpt = False,
@@ -44,6 +45,7 @@ def kernels_command(
       traceview kernels sample_traces/demo_eager_before.pt.trace.json.gz -c cast
       traceview kernels trace.json.gz --skip 2 --format csv -o kernels.csv
     """
+    fmt = output_format(fmt, output, "kernels")
     counts = analyze_with_progress(trace, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
     kernels = counts.kernels(skip)  # raises when --skip leaves no step
     if category is not None:
@@ -57,7 +59,12 @@ def kernels_command(
     for column in ("category", "rule", "per step", "kernel", "dtypes", "launched by", "api"):
         table.add_column(column, justify="right" if column == "per step" else "left", overflow="fold")
     for r in kernels.itertuples(index=False):
-        dtypes = "" if r.src_dtype is None or str(r.src_dtype) == "<NA>" else f"{r.src_dtype}→{r.dst_dtype}"
-        launched_by = " under ".join(str(v) for v in (r.op, r.annotation) if v is not None and str(v) != "<NA>")
-        table.add_row(str(r.category), str(r.rule) or "-", f"{r.per_step:g}", str(r.kernel)[:110], dtypes, launched_by, str(r.launch_api))
-    stdout.print(table)
+        dtypes = f"{r.src_dtype}→{r.dst_dtype}" if _text(r.src_dtype) else ""
+        launched_by = " under ".join(_text(v) for v in (r.op, r.annotation) if _text(v))
+        table.add_row(str(r.category), _text(r.rule) or "-", f"{r.per_step:g}", str(r.kernel), dtypes, launched_by,
+                      _text(r.launch_api))
+    emit([table], output)
+
+
+def _text(value: object) -> str:
+    return "" if value is None or value is pd.NA else str(value)

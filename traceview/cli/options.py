@@ -22,19 +22,6 @@ OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o",
                                                    help="Write the result here (atomically) instead of stdout. "
                                                         "Example: -o counts.json")]
 
-
-FRAME_FORMATS = ("table", "csv", "json")
-
-
-def _frame_format(value: str) -> str:
-    if value not in FRAME_FORMATS:
-        raise typer.BadParameter(f"unknown format {value!r}; use table, csv or json")
-    return value
-
-
-# `steps`, `kernels` and `counts`: a rich table for a terminal, or a frame as CSV/JSON.
-FrameFormatOpt = Annotated[str, typer.Option("--format", "-f", callback=_frame_format,
-                                             help="table (default), csv or json. Example: --format csv")]
 StepMarkerOpt = Annotated[Optional[str], typer.Option(
     "--step-marker", help="Regex for the per-step annotation, overriding the packaged markers. "
                           "Example: --step-marker '^execute_model$'")]
@@ -48,8 +35,17 @@ NoCacheOpt = Annotated[bool, typer.Option(
 JobsOpt = Annotated[Optional[int], typer.Option(
     "--jobs", "-j", min=1, help="Worker processes for several traces, or the cores one trace may use "
                                 "(default: one per core). Example: -j 4")]
+def _known_executor(value: str) -> str:
+    from traceview.batch import EXECUTORS  # here, not at import: batch pulls in the engine
+
+    if value not in EXECUTORS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(EXECUTORS)}")
+    return value
+
+
 ExecutorOpt = Annotated[str, typer.Option(
-    "--executor", help="process (a local pool) or ray (one task per trace; pip install 'traceview[ray]'). "
-                       "Example: --executor ray --address auto")]
+    "--executor", callback=_known_executor,
+    help="process (a local pool) or ray (one task per trace; pip install '.[ray]' from the checkout). "
+         "Example: --executor ray --address auto")]
 AddressOpt = Annotated[Optional[str], typer.Option(
     "--address", help="Ray cluster address for --executor ray (default: start a local instance). Example: auto")]

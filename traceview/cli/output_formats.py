@@ -1,19 +1,17 @@
-"""Renders diff and check results as a rich table, markdown (for a PR), JUnit XML (for CI) or JSON.
+"""Renders diff and check results as a rich table, markdown (for a PR), JUnit XML (for CI), JSON or CSV.
 
 Each result is first laid out as titled sections of rows (plain strings), so
 the terminal table and the markdown show the same numbers; JSON comes from
-``traceview.analyses.serialize`` and JUnit has one <testcase> per expectation.
+``traceview.analyses.serialize``, CSV is the per-category frame of the Python
+API, and JUnit has one <testcase> per expectation.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from enum import Enum
-from pathlib import Path
 
 import pandas as pd
 from rich.console import Console, RenderableType
@@ -25,16 +23,7 @@ from traceview.analyses.diff import DiffResult
 from traceview.analyses.serialize import check_many_to_dict, check_to_dict, diff_to_dict
 from traceview.analyses.summary import AGGREGATE_ROWS, Side
 from traceview.cli import exit_codes
-from traceview.cli.render import write_output
-
-
-class ReportFormat(str, Enum):
-    """Output of ``diff`` and ``check``."""
-
-    table = "table"
-    json = "json"
-    markdown = "markdown"
-    junit = "junit"
+from traceview.cli.formats import OutputFormat
 
 
 @dataclass
@@ -43,6 +32,8 @@ class Section:
     headers: list[str]
     rows: list[list[str]] = field(default_factory=list)
     numeric: set[int] = field(default_factory=set)  # right-aligned columns
+    # Long columns (kernel names): cut with … to fit a terminal, whole in a pipe, a file or markdown.
+    long: set[int] = field(default_factory=set)
 
 
 def num(value: float, signed: bool = False, digits: int = 2) -> str:
@@ -52,12 +43,6 @@ def num(value: float, signed: bool = False, digits: int = 2) -> str:
     text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
     text = text.rstrip("0").rstrip(".") if "." in text else text
     return "0" if text in ("+0", "-0") else text
-
-
-def short_kernel(name: str, width: int = 70) -> str:
-    """Drops the ``void `` return type and cuts to ``width`` characters: JSON keeps the full name."""
-    name = name.removeprefix("void ")
-    return name if len(name) <= width else name[: width - 1] + "\u2026"
 
 
 def _blank(value: object) -> str:
@@ -76,14 +61,14 @@ def launched_by(row) -> str:
     return text
 
 
-def _kernel_section(diff: DiffResult, top: int, width: int) -> Section:
+def _kernel_section(diff: DiffResult, top: int) -> Section:
     section = Section("Kernels whose count per step changed most",
                       ["delta", diff.before.label, diff.after.label, "category", "kernel", "launched by"],
-                      numeric={0, 1, 2})
+                      numeric={0, 1, 2}, long={4})
     for row in diff.changed_kernels(top).itertuples(index=False):
         dtypes = f"{row.src_dtype}->{row.dst_dtype} " if _blank(row.src_dtype) else ""
         section.rows.append([num(row.delta, signed=True), num(row.before_per_step), num(row.after_per_step),
-                             str(row.category), dtypes + short_kernel(str(row.kernel), width), launched_by(row)])
+                             str(row.category), dtypes + str(row.kernel).removeprefix("void "), launched_by(row)])
     return section
 
 
@@ -101,19 +86,19 @@ def _expectation_section(check: CheckResult, why: bool) -> Section | None:
 
 
 def _side_rows(sides: list[Side]) -> Section:
-    section = Section("Runs", ["", "path", "ranks", "steps", "step ms (mean)", "step ms (median)", "GPU ms/step"],
+    section = Section("Runs", ["", "path", "ranks", "steps", "step ms (mean)", "step ms (median)", "GPU busy ms/step"],
                       numeric={2, 3, 4, 5, 6})
     for side in sides:
         section.rows.append([side.label, side.path, str(len(side.ranks)), str(side.steps),
                              num(side.step_ms_mean, digits=3), num(side.step_ms_median, digits=3),
-                             num(side.gpu_ms_mean, digits=3)])
+                             num(side.gpu_busy_ms_mean, digits=3)])
     return section
 
 
 def diff_sections(diff: DiffResult, check: CheckResult, top: int = 10, wide: bool = False) -> list[Section]:
     """Runs, launches per step by category, latency, biggest kernel changes, expectations.
 
-    ``wide`` (markdown, JUnit): longer kernel names and the expectations' ``why``.
+    ``wide`` (markdown, JUnit): with the expectations' ``why``.
     """
     cats = Section("Launches per step", ["category", diff.before.label, diff.after.label, "delta"], numeric={1, 2, 3})
     for row in diff.categories.itertuples(index=False):
@@ -121,11 +106,11 @@ def diff_sections(diff: DiffResult, check: CheckResult, top: int = 10, wide: boo
             cats.rows.append([str(row.category), num(row.before_mean), num(row.after_mean),
                               num(row.delta_mean, signed=True)])
     lat = Section("Latency", ["metric", diff.before.label, diff.after.label, "delta", "delta %"], numeric={1, 2, 3, 4})
-    names = {"step_ms_mean": "step ms (mean)", "step_ms_median": "step ms (median)", "gpu_ms_mean": "GPU ms/step"}
+    names = {"step_ms_mean": "step ms (mean)", "step_ms_median": "step ms (median)", "gpu_busy_ms_mean": "GPU busy ms/step"}
     for row in diff.latency.itertuples(index=False):
         lat.rows.append([names[row.metric], num(row.before, digits=3), num(row.after, digits=3),
                          num(row.delta, signed=True, digits=3), num(row.delta_pct, signed=True)])
-    kern = _kernel_section(diff, top, 120 if wide else 60)
+    kern = _kernel_section(diff, top)
     sections = [_side_rows([diff.before, diff.after]), cats, lat] + ([kern] if kern.rows else [])
     expectations = _expectation_section(check, wide)
     return sections + ([expectations] if expectations else [])
@@ -156,20 +141,14 @@ def render_table(title: str, sections: list[Section], check: CheckResult) -> lis
         table = Table(*section.headers, title=section.title, title_justify="left", show_lines=False)
         for i in section.numeric:
             table.columns[i].justify = "right"
+        for i in section.long:
+            table.columns[i].overflow, table.columns[i].no_wrap = "ellipsis", True
         for row in section.rows:
             style = "red" if row and row[0] == "FAIL" else ("green" if row and row[0] == "ok" else None)
             table.add_row(*row, style=style)
         out.append(table)
     out.append(Text(_verdict(check), style="green" if check.passed else "bold red"))
     return out
-
-
-def plain_text(renderables: list[RenderableType], width: int = 120) -> str:
-    """Renderables as uncoloured text (for ``--format table -o FILE``)."""
-    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False, soft_wrap=False)
-    for item in renderables:
-        console.print(item)
-    return console.file.getvalue()
 
 
 def _md_cell(text: str) -> str:
@@ -252,35 +231,46 @@ def failure_lines(check: CheckResult) -> list[str]:
     return out
 
 
-def render_diff(diff: DiffResult, check: CheckResult, fmt: ReportFormat, skip: int,
+def render_diff(diff: DiffResult, check: CheckResult, fmt: OutputFormat, skip: int,
                 top: int = 10) -> str | list[RenderableType]:
     """The diff in ``fmt``: rich renderables for ``table``, text otherwise."""
     title = f"traceview diff: {diff.before.label} \u2192 {diff.after.label}"
-    if fmt is ReportFormat.json:
+    if fmt is OutputFormat.json:
         return json.dumps(diff_to_dict(diff, check, skip), indent=2)
-    sections = diff_sections(diff, check, top, wide=fmt is not ReportFormat.table)
-    if fmt is ReportFormat.markdown:
+    if fmt is OutputFormat.csv:  # DiffResult.categories, as a notebook sees it
+        return diff.categories.to_csv(index=False)
+    sections = diff_sections(diff, check, top, wide=fmt is not OutputFormat.table)
+    if fmt is OutputFormat.markdown:
         return render_markdown(title, sections, check, diff.warnings)
-    if fmt is ReportFormat.junit:
+    if fmt is OutputFormat.junit:
         props = {"before": diff.before.path, "after": diff.after.path, "skip": str(skip)}
         summary = render_markdown(title, sections, check, diff.warnings)
         return render_junit(f"traceview.diff: {diff.before.label} -> {diff.after.label}", check, props, summary)
     return render_table(title, sections, check)
 
 
-def render_check(side: Side, check: CheckResult, fmt: ReportFormat, skip: int) -> str | list[RenderableType]:
+def render_check(side: Side, check: CheckResult, fmt: OutputFormat, skip: int) -> str | list[RenderableType]:
     """The check in ``fmt``: rich renderables for ``table``, text otherwise."""
     title = f"traceview check: {side.label}"
-    if fmt is ReportFormat.json:
+    if fmt is OutputFormat.json:
         return json.dumps(check_to_dict(side, check, skip), indent=2)
-    sections = check_sections(side, check, wide=fmt is not ReportFormat.table)
-    if fmt is ReportFormat.markdown:
+    if fmt is OutputFormat.csv:
+        return _categories_frame([side]).to_csv(index=False)
+    sections = check_sections(side, check, wide=fmt is not OutputFormat.table)
+    if fmt is OutputFormat.markdown:
         return render_markdown(title, sections, check, side.warnings)
-    if fmt is ReportFormat.junit:
+    if fmt is OutputFormat.junit:
         summary = render_markdown(title, sections, check, side.warnings)
         return render_junit(f"traceview.check: {side.label}", check, {"trace": side.path, "skip": str(skip)},
                             summary)
     return render_table(title, sections, check)
+
+
+def _categories_frame(sides: list[Side]) -> pd.DataFrame:
+    """Each run's Side.categories (per-step mean, median, min, max by category), one row per (run, category)."""
+    frames = [side.categories.rename_axis("category").reset_index().assign(run=side.label) for side in sides]
+    out = pd.concat(frames, ignore_index=True)
+    return out[["run", *[c for c in out.columns if c != "run"]]]
 
 
 def _runs_verdict(checks: list[RunCheck]) -> str:
@@ -290,20 +280,22 @@ def _runs_verdict(checks: list[RunCheck]) -> str:
     return f"{len(checks)} runs: {len(checks) - len(failed)} passed, {len(failed)} FAILED ({', '.join(failed)})"
 
 
-def render_check_many(checks: list[RunCheck], fmt: ReportFormat, skip: int) -> str | list[RenderableType]:
+def render_check_many(checks: list[RunCheck], fmt: OutputFormat, skip: int) -> str | list[RenderableType]:
     """Several checked runs in ``fmt``: each run as ``render_check`` lays it out, then one overall verdict.
 
-    JSON is ``traceview.check-many/1``; JUnit has one <testsuite> per run.
+    JSON is ``traceview.check-many/2``; JUnit has one <testsuite> per run.
     """
-    if fmt is ReportFormat.json:
+    if fmt is OutputFormat.json:
         return json.dumps(check_many_to_dict(checks, skip), indent=2)
-    if fmt is ReportFormat.junit:
+    if fmt is OutputFormat.csv:
+        return _categories_frame([run.side for run in checks]).to_csv(index=False)
+    if fmt is OutputFormat.junit:
         return render_junit_suites([(f"traceview.check: {run.side.label}", run.result,
                                      {"trace": run.side.path, "skip": str(skip)},
-                                     render_check(run.side, run.result, ReportFormat.markdown, skip))
+                                     render_check(run.side, run.result, OutputFormat.markdown, skip))
                                     for run in checks])
     verdict = _runs_verdict(checks)
-    if fmt is ReportFormat.markdown:
+    if fmt is OutputFormat.markdown:
         icon = "\u2705 " if all_passed(checks) else "\u274c "
         parts = [f"## traceview check: {len(checks)} runs", "", icon + verdict, ""]
         return "\n".join(parts + [render_check(run.side, run.result, fmt, skip) for run in checks])
@@ -311,17 +303,6 @@ def render_check_many(checks: list[RunCheck], fmt: ReportFormat, skip: int) -> s
     for run in checks:
         out += render_check(run.side, run.result, fmt, skip) + [Text("")]
     return out + [Text(verdict, style="green" if all_passed(checks) else "bold red")]
-
-
-def emit(rendered: str | list[RenderableType], output: Path | None, console: Console) -> None:
-    """Prints to ``console`` (rich, for ``table``) or stdout, or writes ``output`` atomically."""
-    if isinstance(rendered, str):
-        write_output(rendered, output)
-    elif output is not None:
-        write_output(plain_text(rendered), output)
-    else:
-        for item in rendered:
-            console.print(item)
 
 
 def finish(check: CheckResult, warnings: tuple[str, ...], quiet: bool, err: Console) -> int:

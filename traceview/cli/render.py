@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from traceview.cli.formats import OutputFormat
 from traceview.errors import TraceviewError
+
+if TYPE_CHECKING:  # pandas is imported by the commands that print frames, not at start-up
+    import pandas as pd
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
+# Width of tables that go to a pipe or a file (CI logs): wide enough that no kernel name is cut.
+PIPE_WIDTH = 4000
+
+
+def fit_stdout_to_destination() -> None:
+    """A terminal gets tables cut to its width; a pipe or a file (a CI log) gets them whole, where
+    rich would otherwise assume 80 columns and cut every kernel name."""
+    stdout.width = None if stdout.is_terminal else PIPE_WIDTH
 
 
 def write_output(text: str, output: Path | None) -> None:
@@ -74,17 +88,54 @@ def count_progress(quiet: bool, label: str):
     return load_progress(quiet, label, unit="items")
 
 
-def write_frame(frame, fmt: str, output: Path | None) -> bool:
-    """Writes ``frame`` as CSV or JSON records for ``--format csv|json``; returns False for ``table``,
-    which the caller renders with rich (and which cannot go to ``-o``)."""
-    import typer
+def plain_text(renderables: list[RenderableType]) -> str:
+    """Renderables as uncoloured text, full width (a table written with ``-o FILE.txt``)."""
+    console = Console(file=io.StringIO(), width=PIPE_WIDTH, color_system=None, force_terminal=False, soft_wrap=True)
+    for item in renderables:
+        console.print(item)
+    return console.file.getvalue()
 
-    if fmt == "csv":
+
+def emit(rendered: str | list[RenderableType], output: Path | None) -> None:
+    """Text goes to stdout or ``output`` as it is; rich renderables (a table) print to the stdout
+    console, or to ``output`` as plain text."""
+    if isinstance(rendered, str):
+        write_output(rendered, output)
+    elif output is not None:
+        write_output(plain_text(rendered), output)
+    else:
+        for item in rendered:
+            stdout.print(item)
+
+
+def _cell(value: object) -> str:
+    import pandas as pd
+
+    return "" if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def frame_markdown(frame: pd.DataFrame) -> str:
+    """``frame`` as a GitHub-flavoured markdown table; <NA> is an empty cell."""
+    import pandas as pd
+
+    def row(cells) -> str:
+        return "| " + " | ".join(_cell(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+    numeric = [pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in frame.dtypes]
+    lines = [row(frame.columns), "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines += [row(values) for values in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write_frame(frame: pd.DataFrame, fmt: OutputFormat, output: Path | None) -> bool:
+    """Writes ``frame`` as CSV, JSON records or markdown; returns False for ``table``, which the
+    caller renders with rich and passes to ``emit``."""
+    if fmt is OutputFormat.csv:
         write_output(frame.to_csv(index=False), output)
-        return True
-    if fmt == "json":
+    elif fmt is OutputFormat.json:
         write_output(frame.to_json(orient="records", indent=2), output)
-        return True
-    if output is not None:
-        raise typer.BadParameter("-o needs --format json or csv", param_hint="--output")
-    return False
+    elif fmt is OutputFormat.markdown:
+        write_output(frame_markdown(frame), output)
+    else:
+        return False
+    return True

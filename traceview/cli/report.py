@@ -12,14 +12,11 @@ from traceview.analyses.diff import diff_sides
 from traceview.analyses.summary import summarize
 from traceview.cli.app import app
 from traceview.cli.check import ExpectFileOpt, ExpectOpt, expectations
-from traceview.engine import EngineConfig
-from traceview.cli.common import analyze_with_progress, engine_config
+from traceview.cli.common import analyze_run, engine_config
 from traceview.cli.options import NoCacheOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, StrictOpt, TpBinOpt
 from traceview.cli.output_formats import finish
 from traceview.cli.render import stderr, write_output
 from traceview.errors import TraceviewError
-from traceview.model.counts import LaunchCounts
-from traceview.model.ranks import trace_files
 from traceview.report import ReportOptions, diff_report, trace_report
 
 RunsArg = Annotated[list[Path], typer.Argument(
@@ -33,11 +30,6 @@ HtmlOutOpt = Annotated[Path, typer.Option("--output", "-o", help="HTML file to w
 def _label(flag: str, what: str) -> object:
     return typer.Option(flag, help=f"Name of {what} in the report (default: file name). Example: {flag} eager",
                         show_default=False)
-
-
-def _load(path: Path, step_marker: str | None, rules: Path | None, engine: EngineConfig,
-          quiet: bool, no_cache: bool = False) -> list[LaunchCounts]:
-    return [analyze_with_progress(file, step_marker, rules, engine, quiet, no_cache) for file in trace_files(path)]
 
 
 def _check_output(output: Path) -> None:
@@ -88,13 +80,13 @@ def report_command(
     options = ReportOptions(skip=skip, top_kernels=top, rules=str(rules) if rules else "packaged categories.toml")
     if len(runs) == 1:
         wanted = expectations(expect, expect_file, rules, "value")
-        counts = _load(runs[0], step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
+        counts = analyze_run(runs[0], step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
         side = summarize(counts, skip, label, str(runs[0]))
         result = check_side(side, wanted)
         html, warnings = trace_report(side, counts, result.findings, options), side.warnings
     else:
         wanted = expectations(expect, expect_file, rules, "delta")
-        before, after = (_load(p, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache) for p in runs)
+        before, after = (analyze_run(p, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache) for p in runs)
         diff = diff_sides(summarize(before, skip, label_before, str(runs[0])),
                           summarize(after, skip, label_after, str(runs[1])))
         result = check_diff(diff, wanted)

@@ -8,8 +8,8 @@ from rich.text import Text
 
 from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress, engine_config
+from traceview.cli.formats import FormatOpt, output_format
 from traceview.cli.options import (
-    FrameFormatOpt,
     NoCacheOpt,
     OutputOpt,
     QuietOpt,
@@ -19,7 +19,7 @@ from traceview.cli.options import (
     TpBinOpt,
     TraceArg,
 )
-from traceview.cli.render import stderr, stdout, write_frame
+from traceview.cli.render import emit, stderr, write_frame
 
 
 @app.command("steps")
@@ -27,7 +27,7 @@ def steps_command(
     trace: TraceArg,
     step_marker: StepMarkerOpt = None,
     rules: RulesOpt = None,
-    fmt: FrameFormatOpt = "table",
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     tp_bin: TpBinOpt = None,
     strict: StrictOpt = False,
@@ -39,8 +39,9 @@ def steps_command(
 
     Examples:
       traceview steps sample_traces/demo_vllm_eager_before.pt.trace.json.gz
-      traceview steps trace.json.gz --step-marker '^step\\[DECODE' --format csv -o steps.csv
+      traceview steps trace.json.gz --step-marker '^step\\\\[DECODE' --format csv -o steps.csv
     """
+    fmt = output_format(fmt, output, "steps")
     counts = analyze_with_progress(trace, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
     for warning in counts.warnings:
         stderr.print(f"warning: {counts.path}: {warning}", markup=False, highlight=False)
@@ -49,17 +50,16 @@ def steps_command(
         return
     table = Table(title=Text(f"{len(steps)} step(s) by marker {counts.step_marker} {counts.step_regex}"),
                   title_justify="left")
-    for column in ("step", "name", "cpu start ms", "cpu ms", "gpu start ms", "gpu ms", "launches", "graph", "direct"):
+    for column in ("step", "name", "cpu start ms", "cpu ms", "gpu start ms", "gpu span ms", "gpu busy ms", "launches", "graph", "direct"):
         table.add_column(column, justify="left" if column == "name" else "right")
     origin = int(steps["cpu_start_ns"].min()) if len(steps) else 0
     for r in steps.itertuples(index=False):
         no_gpu = pd.isna(r.gpu_start_ns)
-        table.add_row(str(r.step), Text(str(r.name)[:60]), f"{(r.cpu_start_ns - origin) / 1e6:.3f}", f"{r.cpu_dur_ns / 1e6:.3f}",
+        table.add_row(str(r.step), Text(str(r.name)), f"{(r.cpu_start_ns - origin) / 1e6:.3f}", f"{r.cpu_dur_ns / 1e6:.3f}",
                       "" if no_gpu else f"{(int(r.gpu_start_ns) - origin) / 1e6:.3f}",
-                      "" if no_gpu else f"{(int(r.gpu_end_ns) - int(r.gpu_start_ns)) / 1e6:.3f}",
+                      "" if no_gpu else f"{int(r.gpu_span_ns) / 1e6:.3f}", f"{r.gpu_busy_ns / 1e6:.3f}",
                       str(r.launches), str(r.graph_replayed), str(r.direct))
-    stdout.print(table)
-    stdout.print(_markers_table(counts.step_candidates))
+    emit([table, _markers_table(counts.step_candidates)], output)
 
 
 def _markers_table(candidates: pd.DataFrame) -> Table:

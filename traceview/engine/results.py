@@ -2,14 +2,19 @@
 
 Cells arrive row-major in batches, each value in a per-type list. We decode
 column by column with numpy rather than cell by cell, and fix dtypes here so
-that no ``object`` column leaves the engine: integers are ``int64`` (``Int64``
-when NULLs occur), reals ``float64``, text pandas ``string``.
+that no ``object`` column leaves the engine (``column_dtype`` states the rule):
+integers are ``int64`` (``Int64`` when NULLs occur), reals ``float64``
+(``Float64`` when NULLs occur), text pandas ``string``, blobs arrow ``binary``.
+A column of NULLs only is ``Int64`` (all <NA>), and a column mixing types takes
+the widest, as SQLite's CAST would: numbers become text, text becomes bytes.
+A missing value is always <NA>, never NaN or None.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 CELL_NULL, CELL_VARINT, CELL_FLOAT64, CELL_STRING, CELL_BLOB = 1, 2, 3, 4, 5
 
@@ -57,22 +62,44 @@ def _batch_columns(batch, ncols: int) -> list[np.ndarray]:
     return columns
 
 
+def _as_text(value: object) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _as_bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else _as_text(value).encode("utf-8")
+
+
+def column_dtype(values: list[object]) -> str | pd.ArrowDtype:
+    """The dtype of a result column whose cells (NULL = None) are ``values``: ``binary`` if a blob
+    occurs, else ``string`` if a text does, else ``Int64`` if every value is an integer (or there
+    is none: a column of NULLs has no SQL type, and Int64 casts to any other nullable dtype), else
+    ``Float64``."""
+    present = [v for v in values if v is not None]
+    if any(isinstance(v, bytes) for v in present):
+        return pd.ArrowDtype(pa.binary())
+    if any(isinstance(v, str) for v in present):
+        return "string"
+    if all(isinstance(v, (int, np.integer)) for v in present):
+        return "Int64"
+    return "Float64"
+
+
 def _typed_series(name: str, parts: list[np.ndarray]) -> pd.Series:
     values = np.concatenate(parts) if parts else np.empty(0, dtype=object)
     if values.dtype == np.int64:
         return pd.Series(values, name=name, dtype="int64")
     if values.dtype == np.float64:
         return pd.Series(values, name=name, dtype="float64")
-    non_null = [v for v in values if v is not None]
-    if not non_null:
-        return pd.Series(values, name=name, dtype="object")
-    if all(isinstance(v, (int, np.integer)) for v in non_null):
-        return pd.Series(values, name=name, dtype="Int64")
-    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in non_null):
-        return pd.Series([np.nan if v is None else v for v in values], name=name, dtype="float64")
-    if all(isinstance(v, str) for v in non_null):
-        return pd.Series(values, name=name, dtype="string")
-    return pd.Series(values, name=name, dtype="object")
+    cells = values.tolist()
+    dtype = column_dtype(cells)
+    if dtype == "string":
+        cells = [None if v is None else _as_text(v) for v in cells]
+    elif isinstance(dtype, pd.ArrowDtype):
+        cells = [None if v is None else _as_bytes(v) for v in cells]
+    elif dtype == "Float64":
+        cells = [None if v is None else float(v) for v in cells]
+    return pd.Series(pd.array(cells, dtype=dtype), name=name)
 
 
 def query_result_to_frame(result) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from traceview.errors import RulesError
+from traceview.model.kernel_names import DTYPE_NAMES
 from traceview.model.rules import checked_table, compile_regex, read_toml
 
 OTHER = "other"
@@ -24,14 +25,6 @@ DTYPE_CHANGE = ("yes", "no", "unknown")
 _REGEX_FIELDS = ("kernel", "op", "annotation")
 _ALLOWED = {"id", "category", "why", "kernel", "kernel_glob", "kind", "op", "annotation", "dtype_change"}
 
-# Input type strings torch writes -> short dtype names for display.
-DTYPE_NAMES = {
-    "c10::BFloat16": "bfloat16", "float": "float32", "double": "float64", "c10::Half": "float16",
-    "long int": "int64", "long": "int64", "int": "int32", "short int": "int16", "short": "int16",
-    "signed char": "int8", "unsigned char": "uint8", "bool": "bool",
-    "c10::Float8_e4m3fn": "float8_e4m3fn", "c10::Float8_e5m2": "float8_e5m2",
-    "c10::Float8_e4m3fnuz": "float8_e4m3fnuz", "c10::complex<float>": "complex64",
-}
 # Ops whose Input types are (destination, source): a dtype change is a cast.
 _COPY_OPS = ("aten::copy_", "aten::_copy_from", "aten::copy")
 
@@ -132,6 +125,7 @@ def load_category_rules(path: Path | None = None) -> tuple[CategoryRule, ...]:
 
 
 def _dtype_name(raw: object) -> str | None:
+    """torch's dtype name for an ``Input type`` string (``c10::BFloat16`` -> ``bfloat16``), as written if unknown."""
     if raw is None or raw is pd.NA or (isinstance(raw, float) and np.isnan(raw)) or raw == "":
         return None
     return DTYPE_NAMES.get(str(raw), str(raw))

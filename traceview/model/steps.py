@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from traceview.engine import ShardedTrace, Trace
+from traceview.model.columns import empty
 from traceview.model.rules import StepMarker, compile_regex, load_step_markers
 from traceview.model.sql import on_shards, shards_of, sql_literal
 
@@ -22,7 +23,8 @@ GPU_SIDE_CATEGORIES = ("gpu_user_annotation", "kernel", "gpu_memcpy", "gpu_memse
                        "kernel_dispatch", "memory_copy")
 _NOT_GPU_SQL = "(category is null or category not in ({}))".format(
     ", ".join(sql_literal(c) for c in GPU_SIDE_CATEGORIES))
-CANDIDATE_COLUMNS = ["marker", "regex", "steps", "median_ms", "chosen"]
+CANDIDATE_DTYPES = {"marker": "string", "regex": "string", "steps": "int64", "median_ms": "float64", "chosen": "bool"}
+CANDIDATE_COLUMNS = list(CANDIDATE_DTYPES)
 
 STEP_COLUMNS = ["step", "name", "slice_id", "cpu_start_ns", "cpu_end_ns", "cpu_dur_ns"]
 
@@ -91,9 +93,7 @@ def _trace_span(trace) -> tuple[int, int]:
 
 
 def empty_candidates() -> pd.DataFrame:
-    return pd.DataFrame({"marker": pd.Series(dtype="string"), "regex": pd.Series(dtype="string"),
-                         "steps": pd.Series(dtype="int64"), "median_ms": pd.Series(dtype="float64"),
-                         "chosen": pd.Series(dtype="bool")})
+    return empty(CANDIDATE_DTYPES)
 
 
 def choose(found: list[tuple[StepMarker, pd.DataFrame]]) -> int:
@@ -155,7 +155,7 @@ def _steps(n: int) -> str:
 def _whole_trace(trace, tried: tuple[StepMarker, ...]) -> StepSelection:
     lo, hi = _trace_span(trace)
     whole = pd.DataFrame({"step": [0], "name": ["whole trace"], "slice_id": pd.array([None], dtype="Int64"),
-                          "cpu_start_ns": [lo], "cpu_end_ns": [hi], "cpu_dur_ns": [hi - lo]})
+                          "cpu_start_ns": [lo], "cpu_end_ns": [hi], "cpu_dur_ns": [hi - lo]}).astype(_STEP_DTYPES)
     names = ", ".join(f"{m.name} ({m.regex.pattern})" for m in tried)
     return StepSelection(whole, "whole-trace", "",
                          [f"no step marker found; counted the whole trace as one step (tried: {names})"])
@@ -194,5 +194,5 @@ def _steps_named(trace, names: list[str]) -> tuple[pd.DataFrame, list[dict[int, 
     return steps.astype(_STEP_DTYPES), slice_ids
 
 
-_STEP_DTYPES = {"step": "int64", "slice_id": "Int64", "cpu_start_ns": "int64", "cpu_end_ns": "int64",
-                "cpu_dur_ns": "int64"}
+_STEP_DTYPES = {"step": "int64", "name": "string", "slice_id": "Int64", "cpu_start_ns": "int64",
+                "cpu_end_ns": "int64", "cpu_dur_ns": "int64"}

@@ -110,12 +110,12 @@ def _expectation_card(findings: pd.DataFrame | None) -> str:
 def _diff_cards(diff: DiffResult, findings: pd.DataFrame | None) -> str:
     total = diff.categories.set_index("category").loc["total"]
     lat = diff.latency.set_index("metric")
-    step, gpu = lat.loc["step_ms_mean"], lat.loc["gpu_ms_mean"]
+    step, gpu = lat.loc["step_ms_mean"], lat.loc["gpu_busy_ms_mean"]
     cards = [card("launches per step", f"{number(total['before_mean'])} → {number(total['after_mean'])}",
                   _change(total["before_mean"], total["after_mean"])),
              card("step time, mean (CPU)", f"{number(step['before'], 3)} → {number(step['after'], 3)} ms",
                   _change(step["before"], step["after"], 3, " ms")),
-             card("GPU time per step", f"{number(gpu['before'], 3)} → {number(gpu['after'], 3)} ms",
+             card("GPU busy time per step", f"{number(gpu['before'], 3)} → {number(gpu['after'], 3)} ms",
                   _change(gpu["before"], gpu["after"], 3, " ms")),
              _expectation_card(findings)]
     return f'<div class="cards">{"".join(cards)}</div>'
@@ -168,7 +168,7 @@ def _diff_category_table(diff: DiffResult) -> str:
 
 def _latency_table(latency: pd.DataFrame, before: str, after: str) -> str:
     names = {"step_ms_mean": "step time, mean (ms, CPU)", "step_ms_median": "step time, median (ms, CPU)",
-             "gpu_ms_mean": "GPU event time per step, mean (ms)"}
+             "gpu_busy_ms_mean": "GPU busy time per step, mean (ms)"}
     frame = latency.assign(metric=latency["metric"].map(lambda m: names.get(m, m)))
     columns = [Column("metric", "metric"), Column("before", before, "num", 3), Column("after", after, "num", 3),
                Column("delta", "Δ", "delta", 3), Column("delta_pct", "Δ %", "pct", 1)]
@@ -251,7 +251,7 @@ def trace_report(side: Side, counts: Sequence[LaunchCounts], findings: pd.DataFr
     cards = [card("launches per step", number(total), f"{side.steps} steady step(s)"),
              card("step time, mean (CPU)", f"{number(side.step_ms_mean, 3)} ms",
                   f"median {number(side.step_ms_median, 3)} ms"),
-             card("GPU time per step", f"{number(side.gpu_ms_mean, 3)} ms", "summed GPU event time"),
+             card("GPU time per step", f"{number(side.gpu_busy_ms_mean, 3)} ms", "summed GPU event time"),
              _expectation_card(findings)]
     sections = [Section("summary", "Summary", f'<div class="cards">{"".join(cards)}</div>'
                         + meta_table([_side_meta(label, side, counts), ("skip", f"{options.skip} warm-up step(s)"),

@@ -9,7 +9,7 @@ from html import escape
 
 import pandas as pd
 
-from traceview.plots import short_kernel_name
+from traceview.model.kernel_names import short_kernel_name
 
 
 @dataclass(frozen=True)
