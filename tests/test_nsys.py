@@ -290,6 +290,22 @@ def test_graph_launches_scoped_ids_and_missing_optional_tables(tmp_path: Path) -
     assert rows.node.dropna().astype(int).tolist() == [40, 41, 42] and set(rows.dur) == {100}
 
 
+def test_driver_table_calls_launch_too(tmp_path: Path) -> None:
+    path = graph_export(tmp_path / "driver.sqlite")
+    with sqlite3.connect(path) as db:  # one cuLaunchKernelEx of process 100 in step 0, and its kernel
+        db.execute("create table CUPTI_ACTIVITY_KIND_DRIVER (start integer not null, end integer not null, "
+                   "globalTid integer, correlationId integer, nameId integer not null)")
+        db.execute("insert into StringIds values (7, 'cuLaunchKernelEx')")
+        db.execute("insert into CUPTI_ACTIVITY_KIND_DRIVER values (?, ?, ?, 8, 7)", (EPOCH + 4500, EPOCH + 4600,
+                                                                                     _gid(100, 100)))
+        db.execute("insert into CUPTI_ACTIVITY_KIND_KERNEL values (?, ?, 0, 1, 7, 8, ?, 3, 4, NULL)",
+                   (EPOCH + 5000, EPOCH + 5100, _gid(100)))
+    counts = analyze(path)
+    assert counts.steps[["launches", "graph_replayed", "direct"]].values.tolist() == [[6, 3, 3], [1, 0, 1]]
+    apis = counts.launches.groupby("launch_api")["launches"].sum()
+    assert apis.to_dict() == {"cuLaunchKernelEx": 1, "cudaGraphLaunch": 3, "cudaLaunchKernel": 3}
+
+
 def test_enum_tables_of_the_real_export_agree_with_the_mapping(before: Path) -> None:
     with _db(before) as db:
         copies = dict(db.execute("select id, name from ENUM_CUDA_MEMCPY_OPER"))
