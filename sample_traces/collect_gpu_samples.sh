@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Re-collects this folder's GPU sample traces: 4 ProfilerStep traces (eager|graph x before|after)
-# and 2 vLLM-style-marker traces (eager, before|after), then gpu_manifest.json.
+# and 2 vLLM-style-marker traces (eager, before|after), then gpu_manifest.json; then the with_stack
+# pair (demo_stack_eager_before|after, 3 steps: Python frames make traces ~3x larger) and stack_manifest.json.
 # Needs one CUDA (or ROCm) GPU, torch with triton, and traceview importable (run from the repo root).
 # Usage: sample_traces/collect_gpu_samples.sh [OUT_DIR]   (default: sample_traces)
+#        STACK_ONLY=1 sample_traces/collect_gpu_samples.sh [OUT_DIR]   (the with_stack pair alone)
 set -euo pipefail
 OUT=${1:-sample_traces}
-TV=(python3 -m traceview collect demo --device cuda --steps 5 --wait 1 --warmup 2 --out "$OUT")
+if [ "${STACK_ONLY:-0}" != 1 ]; then
+TV=(python3 -m traceview collect demo --device cuda --steps 5 --wait 1 --warmup 2 --out-dir "$OUT")
 for mode in eager graph; do
   for variant in before after; do
     "${TV[@]}" --variant "$variant" --mode "$mode"
@@ -17,11 +20,34 @@ done
 python3 - "$OUT" <<'PY'
 import sys
 from pathlib import Path
-from collectors.manifest import build_manifest, write_manifest
+from traceview.collectors.manifest import build_manifest, write_manifest
 out = Path(sys.argv[1])
 run = {"collector": "demo", "steps": 5, "wait": 1, "warmup": 2, "pre_steps": 2, "batch": 32,
        "script": "sample_traces/collect_gpu_samples.sh"}
-traces = sorted(p.name for p in out.glob("demo_*.pt.trace.json.gz") if "_cpu_" not in p.name)
+traces = sorted(p.name for p in out.glob("demo_*.pt.trace.json.gz")
+                if "_cpu_" not in p.name and "_stack_" not in p.name)
 print(write_manifest(out, build_manifest(run, command=["sample_traces/collect_gpu_samples.sh", str(out)],
                                          traces=traces), "gpu_manifest.json"))
+PY
+fi
+# The with_stack pair, through the collector's API: `collect demo` has no --with-stack option yet.
+python3 - "$OUT" <<'PY'
+import sys
+import tempfile
+from pathlib import Path
+from traceview.collectors.demo_decode import collect_demo
+from traceview.collectors.demo_model import DemoConfig
+from traceview.collectors.manifest import build_manifest, write_manifest
+from traceview.collectors.torch_profiler import ProfileOptions
+out = Path(sys.argv[1])
+names = []
+for variant in ("before", "after"):
+    with tempfile.TemporaryDirectory(dir=out) as tmp:  # the collector names it demo_eager_<variant>: keep the others
+        path = collect_demo(DemoConfig(variant=variant, mode="eager"), tmp, 3,
+                            ProfileOptions(wait=1, warmup=1, with_stack=True))
+        names.append(path.replace(out / f"demo_stack_eager_{variant}.pt.trace.json.gz").name)
+run = {"collector": "demo", "steps": 3, "wait": 1, "warmup": 1, "pre_steps": 2, "batch": 32, "with_stack": True,
+       "script": "sample_traces/collect_gpu_samples.sh"}
+print(write_manifest(out, build_manifest(run, command=["sample_traces/collect_gpu_samples.sh", str(out)],
+                                         traces=names), "stack_manifest.json"))
 PY
