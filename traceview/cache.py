@@ -11,7 +11,8 @@ is a SHA-256 over everything the answer depends on:
   ``<root>/digests/`` with the file's identity (device, inode, size, mtime and
   ctime in ns), so a second run over an unchanged 1 GB trace skips the 0.6 s
   of hashing; a copy, rewrite or touch changes the identity and hashes again;
-- the rules file's bytes (``--rules``) and the ``--step-marker`` regex;
+- the rules file's bytes (``--rules``), the ``--step-marker`` regex and the
+  ``frames_from`` path prefixes;
 - the traceview version and the bytes of its engine/model code, SQL and
   packaged TOML (an editable install keeps its version string while the code
   changes), and the trace processor that would run (wasm bundle version, or
@@ -39,6 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +52,7 @@ from traceview.engine import EngineConfig
 from traceview.engine.formats import ProgressFn, default_cache_dir
 from traceview.model.counts import LaunchCounts, analyze
 
-FORMAT_VERSION = 2  # bump when the entry layout changes
+FORMAT_VERSION = 3  # bump when the entry layout changes (3: the launches' source ``frame``)
 _FRAMES = ("steps", "launches", "step_candidates")
 _BLOCK = 1 << 20
 RECENT_WRITE_NS = 2_000_000_000  # files changed more recently than this are hashed every time
@@ -163,12 +165,13 @@ def _engine_fingerprint(config: EngineConfig | None) -> str:
 
 
 def cache_key(path: Path, step_marker: str | None, rules_path: Path | None,
-              config: EngineConfig | None = None) -> str:
+              config: EngineConfig | None = None, frames_from: Sequence[str] | None = None) -> str:
     """Hex SHA-256 naming the entry for these inputs. Raises OSError if a file cannot be read."""
     rules = Path(rules_path).read_bytes() if rules_path is not None else b"<packaged>"
     # The interpreter's exact version too: a CPython bug once changed answers between patch releases.
     parts = [code_fingerprint(), sys.version, _engine_fingerprint(config), _content_digest(Path(path)),
-             hashlib.sha256(rules).hexdigest(), json.dumps(step_marker)]
+             hashlib.sha256(rules).hexdigest(), json.dumps(step_marker),
+             json.dumps(None if frames_from is None else list(frames_from))]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -234,7 +237,7 @@ def store_entry(key: str, counts: LaunchCounts, root: Path | None = None) -> boo
 
 def cached_analyze(path: str | Path, step_marker: str | None = None, rules_path: Path | None = None,
                    config: EngineConfig | None = None, on_progress: ProgressFn | None = None,
-                   use_cache: bool = True) -> LaunchCounts:
+                   use_cache: bool = True, *, frames_from: Sequence[str] | None = None) -> LaunchCounts:
     """``analyze(path, ...)`` served from the cache when the same inputs were counted before.
 
     Returns the same LaunchCounts ``analyze`` returns (``path`` is the path given
@@ -242,18 +245,18 @@ def cached_analyze(path: str | Path, step_marker: str | None = None, rules_path:
     ``analyze`` itself: a missing trace or rules file bypasses the cache.
     """
     if not use_cache:
-        return analyze(path, step_marker, rules_path, config, on_progress)
+        return analyze(path, step_marker, rules_path, config, on_progress, frames_from=frames_from)
     try:
-        key = cache_key(Path(path), step_marker, rules_path, config)
-    except OSError:
-        return analyze(path, step_marker, rules_path, config, on_progress)  # raises the proper TraceviewError
+        key = cache_key(Path(path), step_marker, rules_path, config, frames_from)
+    except OSError:  # analyze raises the proper TraceviewError
+        return analyze(path, step_marker, rules_path, config, on_progress, frames_from=frames_from)
     hit = load_entry(key, str(Path(path)))
     if hit is not None:
         if on_progress is not None:
             size = _tree_size(Path(path)) if Path(path).is_dir() else Path(path).stat().st_size
             on_progress(size, size)
         return hit
-    counts = analyze(path, step_marker, rules_path, config, on_progress)
+    counts = analyze(path, step_marker, rules_path, config, on_progress, frames_from=frames_from)
     store_entry(key, counts)
     return counts
 

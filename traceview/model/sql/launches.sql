@@ -39,9 +39,9 @@ FROM tagged t LEFT JOIN tv_step s ON s.step = t.candidate
 WHERE t.launch_id IS NOT NULL
 ORDER BY t.launch_id;
 
--- The launching CPU op is the launch call's parent slice (python_function
--- events were moved to their own threads at load, so the parent is the
--- innermost aten op or annotation). Its Input type args give the dtypes.
+-- The launching CPU op is the launch call's parent slice when that is an aten
+-- op (it can also be an annotation, or a python_function frame: a Triton
+-- launch). Its Input type args give the dtypes.
 CREATE OR REPLACE PERFETTO VIEW tv_launch AS
 SELECT
   g.id AS gpu_id,

@@ -1,0 +1,47 @@
+"""Which Python function a diff's added or removed launches came from.
+
+Each launch carries its source frame (``LaunchCounts.launches["frame"]``: the launch call's
+innermost user-code Python frame, recorded with ``with_stack``). ``frame_deltas`` splits each
+category's per-step change between two runs over those frames, largest first.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from traceview.model.columns import typed
+from traceview.model.counts import LaunchCounts
+
+SOURCE_DTYPES = {"category": "string", "frame": "string", "before_per_step": "float64", "after_per_step": "float64",
+                 "delta": "float64"}
+SOURCE_COLUMNS = list(SOURCE_DTYPES)
+# Per-step rates are means of integers: a difference below this is float noise, not a change.
+_SAME = 1e-9
+
+
+def frame_deltas(before: LaunchCounts, after: LaunchCounts, skip: int = 0, coverage: float = 0.95) -> pd.DataFrame:
+    """Each category's per-step launch change (after - before) attributed to source frames.
+
+    Returns SOURCE_COLUMNS: category, frame (string, ``FILE(LINE): FUNCTION``; <NA> for launches
+    without one: no with_stack, or graph replays), before_per_step, after_per_step, delta
+    (float64, launches per steady step; ``skip`` drops each side's first steps). Only frames
+    whose rate changed; per category, the largest ``|delta|`` first until they cover at least
+    ``coverage`` of the category's summed ``|delta|`` (the rest are the smallest changes). Rows of
+    all categories together are sorted by ``|delta|``, largest first. Empty (same columns) when
+    nothing changed.
+    """
+    if not 0 < coverage <= 1:
+        raise ValueError(f"coverage must be in (0, 1], got {coverage}")
+    b = before.by_frame(skip).set_index(["category", "frame"])["per_step"]
+    a = after.by_frame(skip).set_index(["category", "frame"])["per_step"]
+    frame = pd.concat({"before_per_step": b, "after_per_step": a}, axis=1).fillna(0.0).reset_index()
+    frame["delta"] = frame["after_per_step"] - frame["before_per_step"]
+    frame = frame[frame["delta"].abs() > _SAME]
+    frame = frame.assign(size=frame["delta"].abs()).sort_values(["size", "category", "frame"],
+                                                               ascending=[False, True, True], kind="stable")
+    # Rows before this one in its category cover less than `coverage`: it is needed.
+    covered_before = frame.groupby("category", observed=True)["size"].cumsum() - frame["size"]
+    total = frame.groupby("category", observed=True)["size"].transform("sum")
+    frame = frame[covered_before.to_numpy() < coverage * total.to_numpy() - _SAME]
+    return typed(frame.reset_index(drop=True), SOURCE_DTYPES)[SOURCE_COLUMNS]
+
