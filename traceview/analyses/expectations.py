@@ -2,7 +2,12 @@
 
 An expectation names a category of the rules, an aggregate row (``total``,
 ``graph_replayed``, ``direct``) or a latency (``step_ms``, ``step_pct``), an
-operator, a number and a tolerance. ``diff`` checks ``delta`` expectations
+operator, a number and a tolerance. ``latency`` is the bootstrapped change of the
+median step latency (analyses/latency.py): its number has a unit, ``ms`` or ``%``
+(``latency<0``, ``latency<=-2%``, ``latency<=-0.5ms``), and it is checked against the
+95 % confidence interval, not one number: ``<`` and ``<=`` hold when the whole
+interval is below, ``>`` and ``>=`` when it is above, ``=`` when it lies within the
+tolerance. ``diff`` checks ``delta`` expectations
 against after-minus-before per-step means and ``value`` expectations against
 the after side; ``check`` checks ``value`` expectations against one trace.
 File format (``schema_version = 1``): see docs/json-schema.md#expectation-files.
@@ -10,6 +15,7 @@ File format (``schema_version = 1``): see docs/json-schema.md#expectation-files.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -24,6 +30,9 @@ from traceview.model.rules import checked_table, read_toml
 
 AGGREGATES = ("total", "graph_replayed", "direct")
 LATENCY = ("step_ms", "step_pct")
+# The bootstrapped median-latency change (a diff's delta only); its expected number carries a unit.
+LATENCY_CI = "latency"
+LATENCY_UNITS = ("ms", "%")
 # Per-step means are float averages of integers: _EPS absorbs their rounding, widening the
 # inclusive operators and narrowing the strict ones (4 - 1e-13 is not < 4).
 _EPS = 1e-9
@@ -37,9 +46,10 @@ OPS: dict[str, Callable[[float, float, float], bool]] = {
 FIELDS = ("delta", "value")
 FINDING_COLUMNS = ["category", "field", "op", "expected", "tolerance", "actual", "ok", "skipped", "expression", "why"]
 _NUMBER = r"[-+\u2212]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_UNIT = r"ms|%"
 _EXPR = re.compile(rf"^\s*(?P<name>[A-Za-z_][\w-]*)\s*(?P<op>==|=|<=|>=|<|>)\s*(?P<value>{_NUMBER})"
-                   rf"\s*(?:(?:\u00b1|\+-|\+/-)\s*(?P<tol>{_NUMBER}))?\s*$")
-_ALLOWED_KEYS = {"category", "delta", "value", "tolerance", "op", "why"}
+                   rf"\s*(?P<unit>{_UNIT})?\s*(?:(?:\u00b1|\+-|\+/-)\s*(?P<tol>{_NUMBER})\s*(?P<tol_unit>{_UNIT})?)?\s*$")
+_ALLOWED_KEYS = {"category", "delta", "value", "tolerance", "op", "why", "unit"}
 EXPECTATIONS_PACKAGE = "expectations"
 
 
@@ -54,6 +64,7 @@ class Expectation:
     field: str  # "delta" (diff: after - before) or "value" (check: one trace; diff: the after side)
     expression: str  # as the user wrote it, or "FILE_NAME expect #N"
     why: str = ""
+    unit: str = ""  # "ms" or "%" for ``latency``; "" for every other name (launches per step, step_ms's ms)
 
     def holds(self, actual: float) -> bool:
         if math.isnan(actual):
@@ -62,8 +73,9 @@ class Expectation:
 
     def describe(self) -> str:
         """``cast = -58 ± 0.5`` (tolerance only when non-zero)."""
-        tol = f" \u00b1 {self.tolerance:g}" if self.tolerance else ""
-        return f"{self.category} {self.op} {self.expected:g}{tol}"
+        unit = f" {self.unit}" if self.unit else ""
+        tol = f" \u00b1 {self.tolerance:g}{unit}" if self.tolerance else ""
+        return f"{self.category} {self.op} {self.expected:g}{unit}{tol}"
 
 
 def known_names(categories: Iterable[str]) -> tuple[str, ...]:
@@ -76,10 +88,31 @@ def _number(text: str) -> float:
 
 
 def _check_name(name: str, known: tuple[str, ...], source: str | None, where: str, field: str) -> None:
-    if name not in known:
-        raise RulesError(source, f"{where}: unknown category {name!r} (known: {', '.join(known)})")
+    # latency is always known: it names no category of the rules, and every diff has step latencies.
+    if name not in known and name != LATENCY_CI:
+        candidates = known + (LATENCY_CI,)
+        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise RulesError(source, f"{where}: unknown category {name!r}{hint} (known: {', '.join(candidates)})")
     if name == "step_pct" and field != "delta":
         raise RulesError(source, f"{where}: step_pct is a change in percent, only a delta (traceview diff)")
+    if name == LATENCY_CI and field != "delta":
+        raise RulesError(source, f"{where}: latency is a change between two runs, only a delta (traceview diff)")
+
+
+def _unit(name: str, value: float, unit: str | None, tol_unit: str | None, source: str | None, where: str) -> str:
+    """The unit of an expectation's number: ``ms`` or ``%`` for latency (0 needs none), none elsewhere."""
+    if name != LATENCY_CI:
+        if unit or tol_unit:
+            raise RulesError(source, f"{where}: only latency takes a unit ({' or '.join(LATENCY_UNITS)}); "
+                                     f"{name} is in its own units")
+        return ""
+    if unit and tol_unit and unit != tol_unit:
+        raise RulesError(source, f"{where}: the number and its tolerance have different units ({unit}, {tol_unit})")
+    unit = unit or tol_unit
+    if unit is None and value != 0:
+        raise RulesError(source, f"{where}: latency needs a unit, ms or %, e.g. latency<=-0.5ms or latency<=-2%")
+    return unit or "ms"  # 0 ms and 0 % are the same bound
 
 
 def parse_expectation(text: str, known: tuple[str, ...], field: str = "delta") -> Expectation:
@@ -92,14 +125,16 @@ def parse_expectation(text: str, known: tuple[str, ...], field: str = "delta") -
     match = _EXPR.match(text)
     if match is None:
         raise RulesError(None, f"{where}: expected CATEGORY OP NUMBER[±TOLERANCE], e.g. cast=-58, fill<=4, "
-                               "metadata=-1±0.5 or step_pct<=-2 (OP: = <= >= < >)")
+                               "metadata=-1±0.5, step_pct<=-2 or latency<=-2% (OP: = <= >= < >)")
     name = match["name"]
     _check_name(name, known, None, where, field)
     tol = _number(match["tol"]) if match["tol"] else 0.0
     if tol < 0:
         raise RulesError(None, f"{where}: tolerance must not be negative")
+    value = _number(match["value"])
+    unit = _unit(name, value, match["unit"], match["tol_unit"], None, where)
     op = "=" if match["op"] == "==" else match["op"]
-    return Expectation(name, op, _number(match["value"]), tol, field, text.strip())
+    return Expectation(name, op, value, tol, field, text.strip(), unit=unit)
 
 
 def _file_entry(entry: object, index: int, source: str, known: tuple[str, ...], shown: str) -> Expectation:
@@ -124,8 +159,12 @@ def _file_entry(entry: object, index: int, source: str, known: tuple[str, ...], 
     if op not in OPS:
         raise RulesError(source, f"{where} ({name}): op must be one of {', '.join(OPS)}, got {op!r}")
     why = entry.get("why", "")
+    unit = entry.get("unit")
+    if unit is not None and unit not in LATENCY_UNITS:
+        raise RulesError(source, f"{where} ({name}): unit must be one of {', '.join(LATENCY_UNITS)}, got {unit!r}")
+    unit = _unit(name, float(numbers[field]), unit, None, source, f"{where} ({name})")
     return Expectation(name, op, float(numbers[field]), float(numbers["tolerance"]), field,
-                       f"{shown} {where}", str(why))
+                       f"{shown} {where}", str(why), unit)
 
 
 def resolve_expect_file(path: str | Path) -> Path | None:
