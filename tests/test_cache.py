@@ -121,8 +121,8 @@ def test_key_changes_with_content_rules_and_marker(trace, tmp_path):
 def test_a_file_digest_is_remembered_until_the_file_changes(trace, tmp_path, cache_dir, monkeypatch):
     monkeypatch.setattr(cache, "RECENT_WRITE_NS", -1)  # the trace was written just now: call it settled
     hashed: list[Path] = []
-    real_hash = cache._hash_file
-    monkeypatch.setattr(cache, "_hash_file", lambda f: hashed.append(f) or real_hash(f))
+    real_hash = cache.file_sha256
+    monkeypatch.setattr(cache, "file_sha256", lambda f: hashed.append(f) or real_hash(f))
     first = cache_key(trace, None, None)
     assert cache_key(trace, None, None) == first
     assert hashed == [trace]  # the second key came from the remembered digest
@@ -143,8 +143,8 @@ def test_a_file_digest_is_remembered_until_the_file_changes(trace, tmp_path, cac
 
 def test_a_file_written_just_now_is_hashed_every_time(trace, cache_dir, monkeypatch):
     hashed: list[Path] = []
-    real_hash = cache._hash_file
-    monkeypatch.setattr(cache, "_hash_file", lambda f: hashed.append(f) or real_hash(f))
+    real_hash = cache.file_sha256
+    monkeypatch.setattr(cache, "file_sha256", lambda f: hashed.append(f) or real_hash(f))
     cache_key(trace, None, None)
     cache_key(trace, None, None)
     # Written by the fixture within RECENT_WRITE_NS: a rewrite in the same timestamp tick could keep its identity.

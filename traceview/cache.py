@@ -49,21 +49,14 @@ import pyarrow as pa
 
 import traceview
 from traceview.engine import EngineConfig
-from traceview.engine.formats import ProgressFn, default_cache_dir
+from traceview.engine.formats import ProgressFn, cache_root, file_sha256
 from traceview.model.counts import LaunchCounts, analyze
 
 FORMAT_VERSION = 3  # bump when the entry layout changes (3: the launches' source ``frame``)
 _FRAMES = ("steps", "launches", "step_candidates")
-_BLOCK = 1 << 20
 RECENT_WRITE_NS = 2_000_000_000  # files changed more recently than this are hashed every time
 # What a damaged entry raises while being read: parquet/arrow errors, bad JSON, missing fields.
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, pa.ArrowException)
-
-
-def cache_root() -> Path:
-    """The cache's top directory (see module docstring for the order of precedence)."""
-    explicit = os.environ.get("TRACEVIEW_CACHE_DIR")
-    return Path(explicit) if explicit else default_cache_dir()
 
 
 def counts_dir(root: Path | None = None) -> Path:
@@ -77,14 +70,6 @@ def wasm_dir(root: Path | None = None) -> Path:
 
 def digests_dir(root: Path | None = None) -> Path:
     return (root or cache_root()) / "digests"
-
-
-def _hash_file(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as fh:
-        while block := fh.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _identity(stat: os.stat_result) -> list[int]:
@@ -101,7 +86,7 @@ def _file_digest(file: Path) -> str:
             return str(saved["sha256"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    value = _hash_file(file)
+    value = file_sha256(file)
     # Timestamps tick coarsely (ext4: milliseconds), so a file written just now could be written
     # again within the same tick without changing its identity: remember only settled files.
     settled = time.time_ns() - max(before.st_mtime_ns, before.st_ctime_ns) > RECENT_WRITE_NS

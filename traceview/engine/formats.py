@@ -7,6 +7,7 @@ and each chunk goes straight to the trace processor.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import queue
@@ -200,3 +201,18 @@ def default_cache_dir() -> Path:
     """XDG cache dir for traceview (compiled wasm, per-trace results)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "traceview"
+
+
+def cache_root() -> Path:
+    """traceview's cache: ``$TRACEVIEW_CACHE_DIR`` when set, else ``default_cache_dir()``."""
+    explicit = os.environ.get("TRACEVIEW_CACHE_DIR")
+    return Path(explicit) if explicit else default_cache_dir()
+
+
+def file_sha256(path: Path, block: int = 1 << 20) -> str:
+    """The hex SHA-256 of a file's bytes, read in ``block``-sized pieces."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()

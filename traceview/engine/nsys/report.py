@@ -8,17 +8,14 @@ report is exported once however often it is counted, and a changed report again.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from traceview.engine.formats import NSYS_REPORT_SUFFIXES as REPORT_SUFFIXES
-from traceview.engine.formats import default_cache_dir
+from traceview.engine.formats import cache_root, file_sha256
 from traceview.errors import TraceLoadError
-
-_BLOCK = 1 << 20
 
 
 def export_command(path: Path) -> str:
@@ -28,17 +25,8 @@ def export_command(path: Path) -> str:
 
 
 def export_dir() -> Path:
-    """Where exports are kept: ``nsys/`` in traceview's cache (``$TRACEVIEW_CACHE_DIR`` first)."""
-    root = os.environ.get("TRACEVIEW_CACHE_DIR")
-    return (Path(root) if root else default_cache_dir()) / "nsys"
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
+    """Where exports are kept: ``nsys/`` in traceview's cache."""
+    return cache_root() / "nsys"
 
 
 def exported(path: Path) -> Path:
@@ -51,7 +39,7 @@ def exported(path: Path) -> Path:
         raise TraceLoadError(path, f"is an Nsight Systems report and nsys is not on PATH to export it: run "
                                    f"`{export_command(path)}` and pass the .sqlite file")
     try:
-        out = export_dir() / f"{_digest(path)}.sqlite"
+        out = export_dir() / f"{file_sha256(path)}.sqlite"
         if out.is_file():
             return out
         out.parent.mkdir(parents=True, exist_ok=True)
