@@ -23,9 +23,11 @@ def vllm_step_name(batch: int) -> str:
     return f"execute_context_0(0)_generation_{batch}({batch})"
 
 
-def demo_trace_name(cfg: DemoConfig, step_marker: str = "profiler-step") -> str:
-    """``demo_eager_before``, ``demo_vllm_eager_before``, ``demo_cpu_eager_after`` ..."""
+def demo_trace_name(cfg: DemoConfig, step_marker: str = "profiler-step", with_stack: bool = False) -> str:
+    """``demo_eager_before``, ``demo_vllm_eager_before``, ``demo_cpu_eager_after``, ``demo_stack_eager_before`` ..."""
     parts = ["demo"]
+    if with_stack:
+        parts.append("stack")
     if step_marker == "vllm":
         parts.append("vllm")
     if cfg.device == "cpu":
@@ -111,7 +113,7 @@ def collect_demo(cfg: DemoConfig, out_dir: str | Path, active: int = 5,
             model.step()
             if index == 0 and cfg.mode == "graph":
                 model.capture()
-        with StepProfiler(out_dir, demo_trace_name(cfg, step_marker), active, opts) as sp:
+        with StepProfiler(out_dir, demo_trace_name(cfg, step_marker, opts.with_stack), active, opts) as sp:
             for _ in range(sp.total_steps):
                 with sp.step():
                     model.step()

@@ -30,22 +30,17 @@ print(write_manifest(out, build_manifest(run, command=["sample_traces/collect_gp
                                          traces=traces), "gpu_manifest.json"))
 PY
 fi
-# The with_stack pair, through the collector's API: `collect demo` has no --with-stack option yet.
+# The with_stack pair: Python frames make traces ~3x larger, so 3 steps.
+for variant in before after; do
+  python3 -m traceview collect demo --device cuda --steps 3 --wait 1 --warmup 1 --with-stack --out-dir "$OUT" \
+    --variant "$variant" --mode eager
+done
 python3 - "$OUT" <<'PY'
 import sys
-import tempfile
 from pathlib import Path
-from traceview.collectors.demo_decode import collect_demo
-from traceview.collectors.demo_model import DemoConfig
 from traceview.collectors.manifest import build_manifest, write_manifest
-from traceview.collectors.torch_profiler import ProfileOptions
 out = Path(sys.argv[1])
-names = []
-for variant in ("before", "after"):
-    with tempfile.TemporaryDirectory(dir=out) as tmp:  # the collector names it demo_eager_<variant>: keep the others
-        path = collect_demo(DemoConfig(variant=variant, mode="eager"), tmp, 3,
-                            ProfileOptions(wait=1, warmup=1, with_stack=True))
-        names.append(path.replace(out / f"demo_stack_eager_{variant}.pt.trace.json.gz").name)
+names = [f"demo_stack_eager_{variant}.pt.trace.json.gz" for variant in ("before", "after")]
 run = {"collector": "demo", "steps": 3, "wait": 1, "warmup": 1, "pre_steps": 2, "batch": 32, "with_stack": True,
        "script": "sample_traces/collect_gpu_samples.sh"}
 print(write_manifest(out, build_manifest(run, command=["sample_traces/collect_gpu_samples.sh", str(out)],

@@ -62,7 +62,7 @@ def test_help_examples_are_valid_and_name_the_right_files(capsys):
     assert example == r"^step\[DECODE"
     assert re.compile(example).search("step[DECODE bs=32]")
     flat = re.sub(r"[\s│]+", "", _help(capsys, "diff"))  # the help box wraps lines anywhere
-    before, after = (re.search(rf"\*{side}<path>.*?Example:(\S+?\.json\.gz)", flat).group(1)
+    before, after = (re.search(rf"{side}<path>.*?Example:(\S+?\.json\.gz)", flat).group(1)
                      for side in ("BEFORE", "AFTER"))
     assert (before, after) == ("sample_traces/demo_eager_before.pt.trace.json.gz",
                                "sample_traces/demo_eager_after.pt.trace.json.gz")

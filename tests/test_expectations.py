@@ -103,7 +103,8 @@ def test_evaluate_frame_and_skipped():
     assert findings["skipped"].tolist() == [False, True]
     assert math.isnan(findings["actual"].iloc[1])
     assert list(findings.columns) == ["category", "field", "op", "expected", "tolerance", "actual", "ok", "skipped",
-                                      "expression", "why"]
+                                      "expression", "why", "unit"]
+    assert findings["unit"].tolist() == ["", ""]  # only latency expectations carry a unit
 
 
 def test_evaluate_nothing_is_an_empty_frame():

@@ -12,7 +12,7 @@ from test_plots import demo_trace
 
 from traceview.cli.app import run
 
-DIFF_FIGURES = {"fig-category-delta", "fig-step-durations", "fig-step-histogram", "fig-kernel-delta",
+DIFF_FIGURES = {"fig-category-delta", "fig-step-durations", "fig-step-histogram", "fig-latency-bootstrap", "fig-kernel-delta",
                 "fig-per-step-before", "fig-heatmap-before", "fig-per-step-after", "fig-heatmap-after"}
 TRACE_FIGURES = {"fig-per-step", "fig-step-durations", "fig-step-histogram", "fig-heatmap"}
 

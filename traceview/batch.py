@@ -223,7 +223,7 @@ ProgressFactory = Callable[[Path], AbstractContextManager]
 
 def analyze_ranks(path: str | Path, step_marker: str | None = None, rules_path: Path | None = None,
                   config: EngineConfig | None = None, progress: ProgressFactory | None = None,
-                  use_cache: bool = True) -> list[LaunchCounts]:
+                  use_cache: bool = True, frames_from: Sequence[str] | None = None) -> list[LaunchCounts]:
     """Counts every trace of one run, in this process: ``path`` itself, or the traces of a
     directory in rank order (``model.ranks.trace_files``), each through the result cache.
 
@@ -232,7 +232,8 @@ def analyze_ranks(path: str | Path, step_marker: str | None = None, rules_path: 
     out = []
     for file in trace_files(Path(path)):
         with (progress(file) if progress is not None else nullcontext()) as on_progress:
-            out.append(cached_analyze(file, step_marker, rules_path, config, on_progress, use_cache=use_cache))
+            out.append(cached_analyze(file, step_marker, rules_path, config, on_progress, use_cache=use_cache,
+                                      frames_from=frames_from))
     return out
 
 

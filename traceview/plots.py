@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from traceview.analyses.diff import DiffResult, run_latencies
+from traceview.analyses.latency import bootstrap_changes
 from traceview.analyses.summary import AGGREGATE_ROWS
 from traceview.model.counts import LaunchCounts
 from traceview.model.kernel_names import hover_name, kernel_labels, short_kernel_name  # noqa: F401 (notebooks)
@@ -33,6 +35,7 @@ STEP_METRICS = {
     "gpu_span_ns": "GPU span of the step's launches (ms)",
     "gpu_busy_ns": "summed GPU event time (ms)",
 }
+LATENCY_LABELS = {"cpu_step_ms": "CPU step span", "gpu_span_ms": "GPU span"}
 _LAYOUT = dict(template="plotly_white", font=dict(size=12), margin=dict(l=60, r=30, t=60, b=50),
                legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0))
 
@@ -256,3 +259,22 @@ def kernel_step_heatmap(counts: LaunchCounts, top: int = 30, label: str | None =
 
 def _display_path(path: str) -> str:
     return str(path).replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def latency_bootstrap(diff: DiffResult, metric: str | None = None, bins: int = 60) -> go.Figure:
+    """The bootstrap distribution of the change of the median step latency (ms) behind ``diff``'s
+    interval for ``metric`` (default: the leading one), with the 95 % interval and 0 marked."""
+    verdict = next((v for v in diff.latencies if v.metric == (metric or diff.leading)), None)
+    fig = _figure(f"Bootstrap distribution of the median change: {LATENCY_LABELS.get(verdict.metric, '')}"
+                  if verdict else "No step latencies to resample", xaxis_title="after − before (ms)",
+                  yaxis_title="resamples", bargap=0.02)
+    if verdict is None:
+        return fig
+    changes = bootstrap_changes(run_latencies(diff.before, verdict.metric), run_latencies(diff.after, verdict.metric),
+                                verdict.resamples, verdict.seed)
+    fig.add_histogram(x=changes, nbinsx=bins, marker_color=SIDE_COLORS[0], name="resampled change",
+                      hovertemplate="%{x} ms: %{y} resamples<extra></extra>")
+    for x, text in ((verdict.ci95_ms[0], "2.5 %"), (verdict.ci95_ms[1], "97.5 %")):
+        fig.add_vline(x=x, line_dash="dash", line_color=REMOVED_COLOR, annotation_text=text)
+    fig.add_vline(x=0, line_color="#444", annotation_text="0", annotation_position="bottom right")
+    return fig

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from traceview.analyses.diff import DiffResult
-from traceview.analyses.expectations import Expectation, evaluate
+from traceview.analyses.expectations import LATENCY_CI, Expectation, evaluate
+from traceview.analyses.latency import latency_actual
 from traceview.analyses.summary import Side, default_label, summarize
 from traceview.errors import RulesError, TraceviewError
 from traceview.model.counts import LaunchCounts
@@ -70,8 +71,16 @@ def check_diff(diff: DiffResult, expectations: Iterable[Expectation]) -> CheckRe
     if expectations:
         _require_gpu_events(diff.before)
         _require_gpu_events(diff.after)
-    return _result(evaluate(expectations, lambda e: diff.actual(e.category) if e.field == "delta"
-                            else diff.after.value(e.category)))
+    return _result(evaluate(expectations, lambda e: _diff_actual(diff, e)))
+
+
+def _diff_actual(diff: DiffResult, expectation: Expectation) -> float:
+    """The number ``expectation`` is checked against: for ``latency`` the end of the leading metric's
+    95 % interval that decides it (analyses/latency.latency_actual)."""
+    if expectation.category == LATENCY_CI:
+        verdict = diff.latency_verdict
+        return float("nan") if verdict is None else latency_actual(expectation, verdict)
+    return diff.actual(expectation.category) if expectation.field == "delta" else diff.after.value(expectation.category)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from traceview.analyses.latency import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    LatencyVerdict,
+    bootstrap_latency,
+    leading_metric,
+    step_latencies,
+)
+from traceview.analyses.sources import SOURCE_DTYPES, frame_deltas
 from traceview.analyses.summary import KERNEL_KEYS, Side, summarize
+from traceview.model.columns import empty
 from traceview.model.counts import LaunchCounts
 
 CATEGORY_COLUMNS = ["category", "before_mean", "after_mean", "delta_mean", "before_median", "after_median",
@@ -35,6 +45,9 @@ class DiffResult:
     launches per step; ``change`` is added|removed|changed|same; op, annotation
     and launch_api ("" for none) come from the side with more launches.
     ``warnings``: each side's warnings, prefixed by its label.
+    ``latencies``: the bootstrapped change of the median step latency, one verdict per metric
+    (``cpu_step_ms``, and ``gpu_span_ms`` when both sides' steps launched GPU work); ``leading``
+    names the metric that bounds the step (the larger median), whose verdict ``latency`` is.
     """
 
     before: Side
@@ -43,6 +56,18 @@ class DiffResult:
     latency: pd.DataFrame
     kernels: pd.DataFrame
     warnings: tuple[str, ...]
+    latencies: tuple[LatencyVerdict, ...] = ()
+    leading: str = "cpu_step_ms"
+    # analyses/sources.SOURCE_COLUMNS: each category's delta by the Python frame that launched it.
+    sources: pd.DataFrame = field(default_factory=lambda: empty(SOURCE_DTYPES))
+    # Why changed launches have no frame (no with_stack, graph replays): notes, not counting problems.
+    source_notes: tuple[str, ...] = ()
+
+    @property
+    def latency_verdict(self) -> LatencyVerdict | None:
+        """The verdict on the leading latency metric (None when there is none, e.g. no runs kept)."""
+        found = [v for v in self.latencies if v.metric == self.leading]
+        return found[0] if found else None
 
     def actual(self, name: str) -> float:
         """The number an expectation on ``name`` is checked against: a category's per-step
@@ -105,15 +130,50 @@ def _kernel_frame(before: Side, after: Side) -> pd.DataFrame:
     return out[KERNEL_DIFF_COLUMNS].astype({c: "string" for c in KERNEL_KEYS + ["op", "annotation", "launch_api"]})
 
 
-def diff_sides(before: Side, after: Side) -> DiffResult:
-    """Diffs two summarized sides (see ``summarize``)."""
+def run_latencies(side: Side, metric: str) -> list[np.ndarray]:
+    """Per-step ``metric`` (ms) of each run of ``side``; a run's ranks pool their steps (one run, one clock)."""
+    return [np.concatenate(step_latencies(run, metric, side.skip)) for run in side.runs]
+
+
+def _latencies(before: Side, after: Side, resamples: int, seed: int) -> tuple[tuple[LatencyVerdict, ...], str]:
+    if not before.runs or not after.runs:
+        return (), "cpu_step_ms"
+    verdicts = []
+    series = {}
+    for metric in ("cpu_step_ms", "gpu_span_ms"):
+        b, a = run_latencies(before, metric), run_latencies(after, metric)
+        if all(len(run) for run in b + a):  # a run whose steps launched no GPU work has no GPU span
+            series[metric] = b + a
+            verdicts.append(bootstrap_latency(b, a, metric, resamples, seed))
+    leading = leading_metric(series["cpu_step_ms"], series["gpu_span_ms"]) if "gpu_span_ms" in series \
+        else "cpu_step_ms"
+    return tuple(verdicts), leading
+
+
+def diff_sides(before: Side, after: Side, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> DiffResult:
+    """Diffs two summarized sides (see ``summarize``); the latency CIs take ``resamples`` bootstrap
+    resamples drawn with ``seed`` (the same inputs and seed give the same interval)."""
     warnings = tuple(f"{side.label}: {w}" for side in (before, after) for w in side.warnings)
     if before.step_marker != after.step_marker:
         note = (f"the sides were split into steps by different markers ({before.label}: {before.step_marker}, "
                 f"{after.label}: {after.step_marker}): per-step numbers may not be comparable")
         warnings += (note,)
+    latencies, leading = _latencies(before, after, resamples, seed)
+    sources, notes = _sources(before, after)
     return DiffResult(before, after, _category_frame(before, after), _latency_frame(before, after),
-                      _kernel_frame(before, after), warnings)
+                      _kernel_frame(before, after), warnings, latencies, leading, sources, notes)
+
+
+def _sources(before: Side, after: Side) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Source frames of the first trace of each side (rank 0 of the first run: ranks run the same
+    Python), with the notes that say why launches have none."""
+    if not before.runs or not after.runs:
+        return empty(SOURCE_DTYPES), ()
+    first_before, first_after = before.runs[0][0], after.runs[0][0]
+    sources = frame_deltas(first_before, first_after, before.skip)
+    # Only when a category changed is a missing frame worth a line (said once for both sides).
+    notes = dict.fromkeys(first_before.frame_warnings() + first_after.frame_warnings()) if len(sources) else {}
+    return sources, tuple(notes)
 
 
 def diff_counts(before: LaunchCounts | Sequence[LaunchCounts], after: LaunchCounts | Sequence[LaunchCounts],

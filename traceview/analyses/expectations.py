@@ -44,7 +44,8 @@ OPS: dict[str, Callable[[float, float, float], bool]] = {
     ">": lambda actual, expected, tol: actual > expected - tol + _EPS,
 }
 FIELDS = ("delta", "value")
-FINDING_COLUMNS = ["category", "field", "op", "expected", "tolerance", "actual", "ok", "skipped", "expression", "why"]
+FINDING_COLUMNS = ["category", "field", "op", "expected", "tolerance", "actual", "ok", "skipped", "expression", "why",
+                   "unit"]
 _NUMBER = r"[-+\u2212]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _UNIT = r"ms|%"
 _EXPR = re.compile(rf"^\s*(?P<name>[A-Za-z_][\w-]*)\s*(?P<op>==|=|<=|>=|<|>)\s*(?P<value>{_NUMBER})"
@@ -206,7 +207,8 @@ def gather(expressions: Iterable[str], files: Iterable[str | Path], known: tuple
 def evaluate(expectations: Iterable[Expectation], actual: Callable[[Expectation], float | None]) -> pd.DataFrame:
     """Checks each expectation against ``actual(expectation)``; None means it does not apply (skipped).
 
-    Returns FINDING_COLUMNS: category, field, op, expression, why (string);
+    Returns FINDING_COLUMNS: category, field, op, expression, why, unit (string; "ms" or "%" for
+    latency, "" otherwise);
     expected, tolerance, actual (float64, NaN when skipped); ok (bool, True
     when skipped), skipped (bool).
     """
@@ -217,8 +219,8 @@ def evaluate(expectations: Iterable[Expectation], actual: Callable[[Expectation]
         number = float("nan") if skipped else float(value)
         rows.append({"category": exp.category, "field": exp.field, "op": exp.op, "expected": exp.expected,
                      "tolerance": exp.tolerance, "actual": number, "ok": skipped or exp.holds(number),
-                     "skipped": skipped, "expression": exp.expression, "why": exp.why})
+                     "skipped": skipped, "expression": exp.expression, "why": exp.why, "unit": exp.unit})
     frame = pd.DataFrame(rows, columns=FINDING_COLUMNS)
     return frame.astype({"category": "string", "field": "string", "op": "string", "expected": "float64",
                          "tolerance": "float64", "actual": "float64", "ok": "bool", "skipped": "bool",
-                         "expression": "string", "why": "string"})
+                         "expression": "string", "why": "string", "unit": "string"})

@@ -131,6 +131,21 @@ def _step_positions(rng: np.random.Generator, chosen: np.ndarray, lengths: np.nd
     return np.where(np.arange(width, dtype=dtype) < length, position, dtype(offsets[-1] + lengths[-1]))
 
 
+def _resampled(before: list[np.ndarray], after: list[np.ndarray], resamples: int,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The before medians and the changes of the median (after - before), one per resample."""
+    rng = np.random.default_rng(seed)
+    med_before = _medians(before, resamples, rng)
+    return med_before, _medians(after, resamples, rng) - med_before
+
+
+def bootstrap_changes(before: Runs, after: Runs, resamples: int = DEFAULT_RESAMPLES,
+                      seed: int = DEFAULT_SEED) -> np.ndarray:
+    """The ``resamples`` resampled changes of the median (ms) behind ``bootstrap_latency``'s interval,
+    with the same inputs and seed: for plotting the bootstrap distribution."""
+    return _resampled(as_runs(before), as_runs(after), resamples, seed)[1]
+
+
 def _verdict(lo: float, hi: float) -> str:
     if hi < 0:
         return FASTER
@@ -154,10 +169,7 @@ def bootstrap_latency(before: Runs, after: Runs, metric: str = "cpu_step_ms", re
     b, a = summarize_runs(runs_before), summarize_runs(runs_after)
     if b.median_ms == 0:
         raise ValueError("the before median is 0 ms: a change in percent of it is undefined")
-    rng = np.random.default_rng(seed)
-    med_before = _medians(runs_before, resamples, rng)
-    med_after = _medians(runs_after, resamples, rng)
-    change = med_after - med_before
+    med_before, change = _resampled(runs_before, runs_after, resamples, seed)
     with np.errstate(divide="ignore", invalid="ignore"):
         change_pct = change / med_before * 100.0
     lo, hi = (float(x) for x in np.percentile(change, [2.5, 97.5]))

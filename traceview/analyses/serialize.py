@@ -12,6 +12,7 @@ import pandas as pd
 
 from traceview.analyses.check import CheckResult, RunCheck, all_passed
 from traceview.analyses.diff import DiffResult
+from traceview.analyses.latency import LatencyVerdict
 from traceview.analyses.summary import Side, nan_to_none
 
 DIFF_SCHEMA = "traceview.diff/2"
@@ -34,12 +35,14 @@ def side_to_dict(side: Side) -> dict:
 
 
 def findings_to_list(result: CheckResult) -> list[dict]:
-    """One dict per expectation: category, field, op, expected, tolerance, actual, ok, skipped, expression, why."""
+    """One dict per expectation: category, field, op, expected, tolerance, actual, ok, skipped, expression, why,
+    unit ("ms" or "%" for latency, whose ``actual`` is the end of the 95 % interval that decides it; else null)."""
     out = []
     for row in result.findings.itertuples(index=False):
         out.append({"category": row.category, "field": row.field, "op": row.op, "expected": float(row.expected),
                     "tolerance": float(row.tolerance), "actual": nan_to_none(row.actual), "ok": bool(row.ok),
-                    "skipped": bool(row.skipped), "expression": row.expression, "why": _text(row.why)})
+                    "skipped": bool(row.skipped), "expression": row.expression, "why": _text(row.why),
+                    "unit": _text(row.unit)})
     return out
 
 
@@ -53,6 +56,24 @@ def _kernel_rows(frame: pd.DataFrame, extra: list[str]) -> list[dict]:
     return rows
 
 
+def _source_rows(diff: DiffResult) -> list[dict]:
+    return [{"category": row.category, "frame": _text(row.frame), "before_per_step": float(row.before_per_step),
+             "after_per_step": float(row.after_per_step), "delta": float(row.delta)}
+            for row in diff.sources.itertuples(index=False)]
+
+
+def latency_to_dict(verdict: LatencyVerdict, leads: bool) -> dict:
+    """``{"metric", "leads", "before": {"n", "runs", "median_ms", "mean_ms"}, "after": {…}, "delta_ms",
+    "delta_pct", "ci95_ms": [lo, hi], "ci95_pct": [lo, hi], "verdict", "resamples", "seed"}``."""
+    def side(summary) -> dict:
+        return {"n": summary.n, "runs": summary.runs, "median_ms": summary.median_ms, "mean_ms": summary.mean_ms}
+
+    return {"metric": verdict.metric, "leads": leads, "before": side(verdict.before), "after": side(verdict.after),
+            "delta_ms": verdict.delta_ms, "delta_pct": nan_to_none(verdict.delta_pct),
+            "ci95_ms": list(verdict.ci95_ms), "ci95_pct": [nan_to_none(x) for x in verdict.ci95_pct],
+            "verdict": verdict.verdict, "resamples": verdict.resamples, "seed": verdict.seed}
+
+
 def diff_to_dict(diff: DiffResult, check: CheckResult, skip: int, kernel_limit: int | None = 20) -> dict:
     """The ``traceview.diff/2`` document; ``kernels`` lists the ``kernel_limit`` biggest changes."""
     categories = {row.category: {"before": row.before_mean, "after": row.after_mean, "delta": row.delta_mean,
@@ -61,16 +82,20 @@ def diff_to_dict(diff: DiffResult, check: CheckResult, skip: int, kernel_limit: 
                   for row in diff.categories.itertuples(index=False)}
     lat = diff.latency.set_index("metric")
     step, median, gpu = lat.loc["step_ms_mean"], lat.loc["step_ms_median"], lat.loc["gpu_busy_ms_mean"]
-    latency = {"before_ms": nan_to_none(step["before"]), "after_ms": nan_to_none(step["after"]),
-               "delta_ms": nan_to_none(step["delta"]), "delta_pct": nan_to_none(step["delta_pct"]),
-               "before_median_ms": nan_to_none(median["before"]), "after_median_ms": nan_to_none(median["after"]),
-               "gpu_busy_before_ms": nan_to_none(gpu["before"]), "gpu_busy_after_ms": nan_to_none(gpu["after"]),
-               "gpu_busy_delta_ms": nan_to_none(gpu["delta"])}
+    step_times = {"before_ms": nan_to_none(step["before"]), "after_ms": nan_to_none(step["after"]),
+                  "delta_ms": nan_to_none(step["delta"]), "delta_pct": nan_to_none(step["delta_pct"]),
+                  "before_median_ms": nan_to_none(median["before"]), "after_median_ms": nan_to_none(median["after"]),
+                  "gpu_busy_before_ms": nan_to_none(gpu["before"]), "gpu_busy_after_ms": nan_to_none(gpu["after"]),
+                  "gpu_busy_delta_ms": nan_to_none(gpu["delta"])}
+    verdicts = [latency_to_dict(v, v.metric == diff.leading) for v in diff.latencies]
+    leading = next((v for v in verdicts if v["leads"]), None)
     kernels = _kernel_rows(diff.changed_kernels(kernel_limit), ["before_per_step", "after_per_step", "delta",
                                                                 "change"])
     return {"schema": DIFF_SCHEMA, "skip": skip, "before": side_to_dict(diff.before),
-            "after": side_to_dict(diff.after), "categories": categories, "latency": latency, "kernels": kernels,
-            "expectations": findings_to_list(check), "warnings": list(diff.warnings), "ok": check.passed}
+            "after": side_to_dict(diff.after), "categories": categories, "latency": leading,
+            "latency_metrics": verdicts, "step_times": step_times, "sources": _source_rows(diff), "kernels": kernels,
+            "expectations": findings_to_list(check), "warnings": list(diff.warnings),
+            "notes": list(diff.source_notes), "ok": check.passed}
 
 
 def check_to_dict(side: Side, check: CheckResult, skip: int) -> dict:

@@ -9,7 +9,7 @@ per-rank traces, averaged across ranks.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,10 @@ class Side:
     step_marker: str
     warnings: tuple[str, ...]
     gpu_events: int = 0
+    # The counted traces, run by run (each run: one trace, or its ranks): the latency bootstrap
+    # resamples steps within runs, and source frames come from the launches themselves.
+    runs: tuple[tuple[LaunchCounts, ...], ...] = ()
+    skip: int = 0  # warm-up steps left out of every number above
 
     def value(self, name: str) -> float:
         """Per-step mean of a category or aggregate row, or ``step_ms``; NaN if unknown."""
@@ -177,12 +181,24 @@ def summarize(counts: LaunchCounts | Sequence[LaunchCounts], skip: int = 0, labe
         prefix = f"{rank_id}: " if len(ranked) > 1 else ""
         warnings += [prefix + w for w in one.warnings]
     where = path if path is not None else ranked[0].path
-    return Side(label=label or default_label(where), path=str(where), steps=int(ranks["steps"].min()),
+    return Side(runs=(tuple(ranked),), skip=skip, label=label or default_label(where), path=str(where), steps=int(ranks["steps"].min()),
                 step_ms_mean=float(ranks["step_ms_mean"].mean()), step_ms_median=float(ranks["step_ms_median"].mean()),
                 gpu_busy_ms_mean=float(ranks["gpu_busy_ms_mean"].mean()), categories=categories,
                 kernels=_merge_kernels([_rank_kernels(one, skip) for one in ranked]), ranks=ranks,
                 category_names=tuple(names), step_marker=ranked[0].step_marker, warnings=tuple(warnings),
                 gpu_events=sum(one.total_gpu_events for one in ranked))
+
+
+def summarize_runs(runs: Sequence[Sequence[LaunchCounts]], skip: int = 0, label: str | None = None,
+                   path: str | None = None) -> Side:
+    """One side made of several runs (each a trace, or the per-rank traces of one run): launches per
+    step are the mean over every trace, as ``summarize`` takes ranks; notes on ranks that disagree
+    compare the ranks of one run, never two runs."""
+    if len(runs) == 1:
+        return summarize(runs[0], skip, label, path)
+    pooled = summarize([one for run in runs for one in run], skip, label, path)
+    warnings = tuple(f"run {i + 1}: {w}" for i, run in enumerate(runs) for w in summarize(run, skip).warnings)
+    return replace(pooled, warnings=warnings, runs=tuple(tuple(run) for run in runs))
 
 
 def nan_to_none(value: float) -> float | None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from traceview.analyses.check import check_runs, check_side
+from traceview.analyses.budget import Limits
+from traceview.analyses.check import RunCheck, check_runs, check_side
 from traceview.analyses.expectations import Expectation, gather, known_names
-from traceview.analyses.summary import Side, summarize
+from traceview.analyses.summary import Side, summarize_runs
 from traceview.batch import BatchConfig, analyze_runs, expand_runs
 from traceview.cli.app import app
 from traceview.cli.common import analyze_run, engine_config
@@ -48,8 +50,15 @@ RunsArg = Annotated[list[Path], run_argument(
                 "Example: 'nightly/*/trace.json.gz'")]
 ExpectOpt = Annotated[Optional[list[str]], typer.Option(
     "--expect", "-e", help="CATEGORY OP NUMBER[±TOL], repeatable. OP: = <= >= < >. CATEGORY: a rules category, "
-                           "total, graph_replayed, direct, step_ms or step_pct (diff only). "
+                           "total, graph_replayed, direct, step_ms, or (diff only) step_pct and latency: the "
+                           "median step latency's bootstrap CI, e.g. 'latency<0', 'latency<=-2%'. "
                            "Example: --expect cast=-58 --expect 'metadata=-1+-0.5'", show_default=False)]
+BudgetOpt = Annotated[Optional[Path], typer.Option(
+    "--budget", help="TOML budget from traceview budget write: fail when an entry's launches per step grow "
+                     "beyond --tolerance. Example: --budget launches.toml", show_default=False)]
+ToleranceOpt = Annotated[Optional[str], typer.Option(
+    "--tolerance", help="Growth a --budget entry may have: N launches per step, or P% of the entry. "
+                        "Example: --tolerance 5%", show_default=False)]
 ExpectFileOpt = Annotated[Optional[list[Path]], typer.Option(
     "--expect-file", help="TOML file of expect tables (docs/json-schema.md), or the name of a shipped one. "
                           "Example: --expect-file deepseek_v32_decode", show_default=False)]
@@ -62,10 +71,13 @@ def expectations(expect: list[str] | None, files: list[Path] | None, rules: Path
     return gather(expect or [], files or [], known, field)
 
 
-def load_side(path: Path, label: str | None, skip: int, step_marker: str | None, rules: Path | None,
-              engine: EngineConfig, quiet: bool, no_cache: bool = False) -> Side:
-    """Counts a trace (or each rank's trace in a directory) with a progress bar, then summarizes it."""
-    return summarize(analyze_run(path, step_marker, rules, engine, quiet, no_cache), skip, label, str(path))
+def load_side(runs: list[Path], label: str | None, skip: int, step_marker: str | None, rules: Path | None,
+              engine: EngineConfig, quiet: bool, no_cache: bool = False, shown_as: str | None = None,
+              frames_from: list[str] | None = None) -> Side:
+    """Counts each run (a trace, or each rank's trace in a directory) with a progress bar, then
+    summarizes them as one side; ``shown_as`` is the path reports show (default: the one run's)."""
+    counted = [analyze_run(run, step_marker, rules, engine, quiet, no_cache, frames_from) for run in runs]
+    return summarize_runs(counted, skip, label, shown_as or str(runs[0]))
 
 
 @app.command("check")
@@ -73,6 +85,8 @@ def check_command(
     traces: RunsArg,
     expect: ExpectOpt = None,
     expect_file: ExpectFileOpt = None,
+    budget: BudgetOpt = None,
+    tolerance: ToleranceOpt = None,
     skip: SkipOpt = 0,
     step_marker: StepMarkerOpt = None,
     rules: RulesOpt = None,
@@ -103,14 +117,17 @@ def check_command(
     """
     fmt = output_format(fmt, output, "check", REPORT_FORMATS)
     wanted = expectations(expect, expect_file, rules, "value")
-    if not wanted:
-        raise TraceviewError(None, "check needs at least one --expect or --expect-file")
+    limits = Limits.read(budget, tolerance, rules)  # before any trace loads: a bad budget exits 2 at once
+    if not wanted and limits is None:
+        raise TraceviewError(None, "check needs at least one --expect or --expect-file (or a --budget)")
     runs = expand_runs(traces)
     if len(runs) == 1:
-        side = load_side(runs[0], label, skip, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
-        result = check_side(side, wanted)
+        side = load_side(runs, label, skip, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
+        result, notes = check_side(side, wanted), ()
+        if limits is not None:  # the side keeps the counted traces of its one run
+            result, notes = limits.apply(result, side.runs[0], skip)
         emit(render_check(side, result, fmt, skip), output)
-        return finish(result, side.warnings, quiet, stderr)
+        return finish(result, side.warnings + notes, quiet, stderr)
     if label is not None:
         raise typer.BadParameter(f"names one run, but {len(runs)} runs were given (each is named after its file)",
                                  param_hint="--label")
@@ -118,5 +135,9 @@ def check_command(
     with count_progress(quiet, f"counting {len(runs)} runs") as on_progress:
         counted = analyze_runs(runs, jobs, executor, address, batch, on_progress)
     checks = check_runs(counted, wanted, skip)
+    if limits is not None:
+        applied = [limits.apply(run.result, counted[path], skip) for run, path in zip(checks, counted)]
+        checks = [RunCheck(replace(run.side, warnings=run.side.warnings + notes), result)
+                  for run, (result, notes) in zip(checks, applied)]
     emit(render_check_many(checks, fmt, skip), output)
     return finish_many(checks, quiet, stderr)

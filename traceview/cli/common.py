@@ -30,15 +30,16 @@ def load(path: Path, engine: EngineConfig, quiet: bool) -> Trace:
 
 
 def analyze_with_progress(path: Path, step_marker: str | None, rules: Path | None, engine: EngineConfig,
-                          quiet: bool, no_cache: bool = False) -> LaunchCounts:
+                          quiet: bool, no_cache: bool = False, frames_from: list[str] | None = None) -> LaunchCounts:
     """``cache.cached_analyze`` (``model.counts.analyze`` behind the result cache) with the CLI's
     engine config and progress bar."""
     with load_progress(quiet, _loading(path, engine)) as on_progress:
-        return cached_analyze(path, step_marker, rules, engine, on_progress, use_cache=not no_cache)
+        return cached_analyze(path, step_marker, rules, engine, on_progress, use_cache=not no_cache,
+                              frames_from=frames_from)
 
 
 def analyze_run(path: Path, step_marker: str | None, rules: Path | None, engine: EngineConfig,
-                quiet: bool, no_cache: bool = False) -> list[LaunchCounts]:
+                quiet: bool, no_cache: bool = False, frames_from: list[str] | None = None) -> list[LaunchCounts]:
     """``batch.analyze_ranks`` (a trace, or each rank's trace of a directory) with a progress bar per file."""
     return analyze_ranks(path, step_marker, rules, engine, lambda file: load_progress(quiet, _loading(file, engine)),
-                         use_cache=not no_cache)
+                         use_cache=not no_cache, frames_from=frames_from)

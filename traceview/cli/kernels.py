@@ -12,6 +12,7 @@ from traceview.cli.app import app
 from traceview.cli.common import analyze_with_progress, engine_config
 from traceview.cli.formats import FormatOpt, output_format
 from traceview.cli.options import (
+    FramesFromOpt,
     NoCacheOpt,
     OutputOpt,
     QuietOpt,
@@ -22,7 +23,7 @@ from traceview.cli.options import (
     TpBinOpt,
     TraceArg,
 )
-from traceview.cli.render import emit, write_frame
+from traceview.cli.render import emit, stderr, write_frame
 
 
 @app.command("kernels")
@@ -38,22 +39,34 @@ def kernels_command(
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
     no_cache: NoCacheOpt = False,
+    frames_from: FramesFromOpt = None,
+    by: Annotated[str, typer.Option("--by", help="kernel (name and dtype pair) or frame (the Python function that "
+                                                 "launched them; traces recorded with_stack). Example: --by frame",
+                                    callback=_known_grouping)] = "kernel",
 ) -> None:
     """Per kernel name (and dtype pair): launches per steady step, category, launching CPU op and API.
 
     Examples:
       traceview kernels sample_traces/demo_eager_before.pt.trace.json.gz -c cast
       traceview kernels trace.json.gz --skip 2 --format csv -o kernels.csv
+      traceview kernels sample_traces/demo_stack_eager_before.pt.trace.json.gz --by frame --skip 1
     """
     fmt = output_format(fmt, output, "kernels")
-    counts = analyze_with_progress(trace, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache)
-    kernels = counts.kernels(skip)  # raises when --skip leaves no step
+    counts = analyze_with_progress(trace, step_marker, rules, engine_config(tp_bin, strict), quiet, no_cache,
+                                   frames_from)
+    kernels = counts.kernels(skip) if by == "kernel" else counts.by_frame(skip)  # raise when --skip leaves no step
+    if by == "frame":
+        for note in counts.frame_warnings():
+            stderr.print(f"note: {counts.path}: {note}", markup=False, highlight=False)
     if category is not None:
         if category not in counts.categories:
             raise typer.BadParameter(f"unknown category {category!r}; one of {', '.join(counts.categories)}",
                                      param_hint="--category")
         kernels = kernels[kernels["category"] == category]
     if write_frame(kernels, fmt, output):
+        return
+    if by == "frame":
+        emit([_frames_table(kernels, len(counts.steady_steps(skip)))], output)
         return
     table = Table(title=f"kernels per step over {len(counts.steady_steps(skip))} step(s)", title_justify="left")
     for column in ("category", "rule", "per step", "kernel", "dtypes", "launched by", "api"):
@@ -64,6 +77,21 @@ def kernels_command(
         table.add_row(str(r.category), _text(r.rule) or "-", f"{r.per_step:g}", str(r.kernel), dtypes, launched_by,
                       _text(r.launch_api))
     emit([table], output)
+
+
+def _known_grouping(value: str) -> str:
+    if value not in ("kernel", "frame"):
+        raise typer.BadParameter(f"{value!r} is not one of kernel, frame")
+    return value
+
+
+def _frames_table(frames: pd.DataFrame, steps: int) -> Table:
+    table = Table(title=f"launches per step by source frame over {steps} step(s)", title_justify="left")
+    for column in ("category", "per step", "frame"):
+        table.add_column(column, justify="right" if column == "per step" else "left", overflow="fold")
+    for r in frames.itertuples(index=False):
+        table.add_row(str(r.category), f"{r.per_step:g}", _text(r.frame) or "(none: graph replay or not recorded)")
+    return table
 
 
 def _text(value: object) -> str:

@@ -47,5 +47,10 @@ ExecutorOpt = Annotated[str, typer.Option(
     "--executor", callback=_known_executor,
     help="process (a local pool) or ray (one task per trace; pip install '.[ray]' from the checkout). "
          "Example: --executor ray --address auto")]
+FramesFromOpt = Annotated[Optional[list[str]], typer.Option(
+    "--frames-from", show_default=False,
+    help="A launch's source frame is its innermost Python frame under one of these path prefixes (repeatable), "
+         "instead of the packaged rule (not the standard library, not an installed package: rules/frames.toml). "
+         "Example: --frames-from vllm/model_executor/")]
 AddressOpt = Annotated[Optional[str], typer.Option(
     "--address", help="Ray cluster address for --executor ray (default: start a local instance). Example: auto")]

@@ -72,6 +72,14 @@ def _kernel_section(diff: DiffResult, top: int) -> Section:
     return section
 
 
+def _bound(row) -> str:
+    """``<= -2%``, ``< 0 ms``, ``= -58 ± 0.5``: an expectation's operator, number, unit and tolerance."""
+    unit = _blank(getattr(row, "unit", ""))
+    unit = unit if unit == "%" else (f" {unit}" if unit else "")
+    tol = f" \u00b1 {num(row.tolerance)}{unit}" if row.tolerance else ""
+    return f"{row.op} {num(row.expected)}{unit}{tol}"
+
+
 def _expectation_section(check: CheckResult, why: bool) -> Section | None:
     if check.findings.empty:
         return None
@@ -79,8 +87,7 @@ def _expectation_section(check: CheckResult, why: bool) -> Section | None:
                       numeric={3})
     for row in check.findings.itertuples(index=False):
         status = "skip" if row.skipped else ("ok" if row.ok else "FAIL")
-        tol = f" \u00b1 {num(row.tolerance)}" if row.tolerance else ""
-        section.rows.append([status, f"{row.category} {row.op} {num(row.expected)}{tol}", str(row.field),
+        section.rows.append([status, f"{row.category} {_bound(row)}", str(row.field),
                              num(row.actual), str(row.expression)] + ([_blank(row.why)] if why else []))
     return section
 
@@ -95,6 +102,39 @@ def _side_rows(sides: list[Side]) -> Section:
     return section
 
 
+LATENCY_NAMES = {"cpu_step_ms": "CPU step span", "gpu_span_ms": "GPU span"}
+
+
+def _latency_section(diff: DiffResult) -> Section:
+    """Medians with the bootstrap 95 % interval of their change and the verdict; GPU busy time (summed
+    kernel time, no interval) under them."""
+    section = Section("Latency per step (median, bootstrap 95 % CI of the change)",
+                      ["metric", diff.before.label, diff.after.label, "delta ms", "delta %", "95 % CI ms", "verdict"],
+                      numeric={1, 2, 3, 4})
+    for v in diff.latencies:
+        lead = " (leads)" if v.metric == diff.leading and len(diff.latencies) > 1 else ""
+        section.rows.append([LATENCY_NAMES[v.metric] + lead, num(v.before.median_ms, digits=3),
+                             num(v.after.median_ms, digits=3), num(v.delta_ms, signed=True, digits=3),
+                             num(v.delta_pct, signed=True), f"[{num(v.ci95_ms[0], True, 3)}, {num(v.ci95_ms[1], True, 3)}]",
+                             v.verdict])
+    busy = diff.latency.set_index("metric").loc["gpu_busy_ms_mean"]
+    section.rows.append(["GPU busy (mean)", num(busy["before"], digits=3), num(busy["after"], digits=3),
+                         num(busy["delta"], signed=True, digits=3), num(busy["delta_pct"], signed=True), "", ""])
+    return section
+
+
+def _source_section(diff: DiffResult, per_category: int = 3) -> Section:
+    """The frames behind each changed category, largest |delta| first (``per_category`` of them)."""
+    section = Section("Where the changes come from (Python frame of the launch call)",
+                      ["category", "frame", diff.before.label, diff.after.label, "delta"], numeric={2, 3, 4}, long={1})
+    if diff.sources["frame"].isna().all():
+        return section  # no frame anywhere: the warnings say why
+    for row in diff.sources.groupby("category", sort=False, observed=True).head(per_category).itertuples(index=False):
+        section.rows.append([str(row.category), _blank(row.frame) or "(no frame: graph replay or not recorded)",
+                             num(row.before_per_step), num(row.after_per_step), num(row.delta, signed=True)])
+    return section
+
+
 def diff_sections(diff: DiffResult, check: CheckResult, top: int = 10, wide: bool = False) -> list[Section]:
     """Runs, launches per step by category, latency, biggest kernel changes, expectations.
 
@@ -105,13 +145,10 @@ def diff_sections(diff: DiffResult, check: CheckResult, top: int = 10, wide: boo
         if row.category in AGGREGATE_ROWS or row.before_mean or row.after_mean:
             cats.rows.append([str(row.category), num(row.before_mean), num(row.after_mean),
                               num(row.delta_mean, signed=True)])
-    lat = Section("Latency", ["metric", diff.before.label, diff.after.label, "delta", "delta %"], numeric={1, 2, 3, 4})
-    names = {"step_ms_mean": "step ms (mean)", "step_ms_median": "step ms (median)", "gpu_busy_ms_mean": "GPU busy ms/step"}
-    for row in diff.latency.itertuples(index=False):
-        lat.rows.append([names[row.metric], num(row.before, digits=3), num(row.after, digits=3),
-                         num(row.delta, signed=True, digits=3), num(row.delta_pct, signed=True)])
     kern = _kernel_section(diff, top)
-    sections = [_side_rows([diff.before, diff.after]), cats, lat] + ([kern] if kern.rows else [])
+    sources = _source_section(diff)
+    sections = [_side_rows([diff.before, diff.after]), cats, _latency_section(diff)] + \
+        ([sources] if sources.rows else []) + ([kern] if kern.rows else [])
     expectations = _expectation_section(check, wide)
     return sections + ([expectations] if expectations else [])
 
@@ -187,14 +224,13 @@ def _junit_suite(root: ET.Element, suite: str, check: CheckResult, properties: d
     for key, value in properties.items():
         ET.SubElement(props, "property", name=key, value=value)
     for row in check.findings.itertuples(index=False):
-        tol = f" \u00b1 {num(row.tolerance)}" if row.tolerance else ""
-        name = f"{row.category} {row.op} {num(row.expected)}{tol} ({row.field} per step)"
+        name = f"{row.category} {_bound(row)} ({row.field} per step)"
         case = ET.SubElement(node, "testcase", classname=f"{suite.split(':')[0]}.{row.category}", name=name)
         if row.skipped:
             ET.SubElement(case, "skipped", message=f"{row.field} expectations need two traces (traceview diff)")
         elif not row.ok:
             failure = ET.SubElement(case, "failure", type="ExpectationFailed",
-                                    message=f"{row.category}: expected {row.field} {row.op} {num(row.expected)}{tol}"
+                                    message=f"{row.category}: expected {row.field} {_bound(row)}"
                                             f" per step, got {num(row.actual)}")
             failure.text = f"{row.expression}" + (f"\n{row.why}" if _blank(row.why) else "")
     ET.SubElement(node, "system-out").text = summary
@@ -225,8 +261,7 @@ def failure_lines(check: CheckResult) -> list[str]:
     """One line per failed expectation, naming the category (for stderr)."""
     out = []
     for row in check.failures.itertuples(index=False):
-        tol = f" \u00b1 {num(row.tolerance)}" if row.tolerance else ""
-        out.append(f"FAILED {row.category}: expected {row.field} {row.op} {num(row.expected)}{tol} per step, "
+        out.append(f"FAILED {row.category}: expected {row.field} {_bound(row)} per step, "
                    f"got {num(row.actual)} ({row.expression})")
     return out
 

@@ -113,12 +113,26 @@ def _diff_cards(diff: DiffResult, findings: pd.DataFrame | None) -> str:
     step, gpu = lat.loc["step_ms_mean"], lat.loc["gpu_busy_ms_mean"]
     cards = [card("launches per step", f"{number(total['before_mean'])} → {number(total['after_mean'])}",
                   _change(total["before_mean"], total["after_mean"])),
-             card("step time, mean (CPU)", f"{number(step['before'], 3)} → {number(step['after'], 3)} ms",
-                  _change(step["before"], step["after"], 3, " ms")),
+             _latency_card(diff) or card("step time, mean (CPU)",
+                                         f"{number(step['before'], 3)} → {number(step['after'], 3)} ms",
+                                         _change(step["before"], step["after"], 3, " ms")),
              card("GPU busy time per step", f"{number(gpu['before'], 3)} → {number(gpu['after'], 3)} ms",
                   _change(gpu["before"], gpu["after"], 3, " ms")),
              _expectation_card(findings)]
     return f'<div class="cards">{"".join(cards)}</div>'
+
+
+def _latency_card(diff: DiffResult) -> str:
+    """The leading metric's median change and verdict; "" when no step latencies were kept."""
+    verdict = diff.latency_verdict
+    if verdict is None:
+        return ""
+    tone = {"faster": "ok", "slower": "bad"}.get(verdict.verdict, "")
+    lo, hi = verdict.ci95_ms
+    return card(f"step latency, median ({plots.LATENCY_LABELS[verdict.metric]})",
+                f"{number(verdict.before.median_ms, 3)} → {number(verdict.after.median_ms, 3)} ms",
+                f'{escape(verdict.verdict)}: 95 % CI [{number(lo, 3, True)}, {number(hi, 3, True)}] ms '
+                f'<a href="#latency">details</a>', tone)
 
 
 def _aggregate_row(row: pd.Series) -> str:
@@ -175,6 +189,36 @@ def _latency_table(latency: pd.DataFrame, before: str, after: str) -> str:
     return html_table(frame, columns)
 
 
+def _verdict_table(diff: DiffResult) -> str:
+    """The median change with its bootstrap 95 % interval and verdict, per metric (as the CLI shows it)."""
+    if not diff.latencies:
+        return ""
+    rows = pd.DataFrame([{"metric": plots.LATENCY_LABELS[v.metric] + (" (leads)" if v.metric == diff.leading else ""),
+                          "before": v.before.median_ms, "after": v.after.median_ms, "delta": v.delta_ms,
+                          "delta_pct": v.delta_pct, "lo": v.ci95_ms[0], "hi": v.ci95_ms[1], "verdict": v.verdict}
+                         for v in diff.latencies])
+    columns = [Column("metric", "median per step"), Column("before", diff.before.label, "num", 3),
+               Column("after", diff.after.label, "num", 3), Column("delta", "Δ ms", "delta", 3),
+               Column("delta_pct", "Δ %", "pct", 1), Column("lo", "95 % CI low", "delta", 3),
+               Column("hi", "95 % CI high", "delta", 3), Column("verdict", "verdict")]
+    first = diff.latencies[0]
+    note = (f'<p class="note">Bootstrap 95 % confidence interval of the change of the median: {first.resamples:,} '
+            f'resamples, seed {first.seed}, steps resampled within resampled runs ({first.before.runs} before, '
+            f'{first.after.runs} after). "faster"/"slower" only when the whole interval is below/above 0.</p>')
+    return note + html_table(rows, columns)
+
+
+def _sources_table(diff: DiffResult) -> str:
+    """Each changed category's delta by the Python frame that launched it; category rows link to the kernels."""
+    frame = diff.sources.assign(frame=diff.sources["frame"].fillna("(no frame: graph replay or not recorded)"))
+    columns = [Column("category", "category"), Column("frame", "Python frame (file(first line): function)", "kernel"),
+               Column("before_per_step", diff.before.label, "num"), Column("after_per_step", diff.after.label, "num"),
+               Column("delta", "Δ per step", "delta")]
+    return ('<p class="note">The innermost user-code Python frame of each launch call (recorded with_stack), '
+            'largest change first, covering at least 95 % of each category\'s change; the kernels behind them are '
+            'under <a href="#kernels">Changed kernels</a>.</p>' + html_table(frame, columns))
+
+
 def _dtypes(kernels: pd.DataFrame) -> list[str]:
     """``bfloat16 → float32`` per kernel row ("" where the launching op recorded no dtypes)."""
     return [f"{s} → {d}" if s or d else "" for s, d in
@@ -209,10 +253,13 @@ def diff_report(diff: DiffResult, before: Sequence[LaunchCounts], after: Sequenc
                             '<p class="note">Mean and median over steady steps; Δ = after − before '
                             '(negative: launches removed).</p>' + _diff_category_table(diff)
                             + figure_html(plots.category_delta(diff.categories), "fig-category-delta")))
-    sections.append(Section("latency", "Step latency", _latency_table(diff.latency, b, a)
+    sections.append(Section("latency", "Step latency", _verdict_table(diff) + _latency_table(diff.latency, b, a)
                             + figure_html(plots.step_durations(sides, skip=options.skip), "fig-step-durations")
                             + figure_html(plots.step_duration_histogram(sides, skip=options.skip),
-                                          "fig-step-histogram")))
+                                          "fig-step-histogram")
+                            + figure_html(plots.latency_bootstrap(diff), "fig-latency-bootstrap")))
+    if not diff.sources.empty and diff.sources["frame"].notna().any():
+        sections.append(Section("sources", "Where the changes come from", _sources_table(diff)))
     sections.append(Section("kernels", "Changed kernels",
                             figure_html(plots.kernel_delta(diff.kernels, options.top_kernels), "fig-kernel-delta")
                             + _diff_kernel_table(diff, options.top_kernels)))
