@@ -171,3 +171,27 @@ def test_ci_doc_job_uses_real_commands_and_options():
             group, args = group.get_command(ctx, args[0]), args[1:]
             assert group is not None, words
         group.make_context(words[1], list(args))  # raises on an unknown option or a missing argument
+
+
+@pytest.mark.parametrize("entry,message", [
+    ('category = "castz"\nper_step = 2', "unknown category 'castz'; did you mean 'cast'?"),
+    ('category = "cast"\nper_step = nan', "per_step must be a finite number >= 0, got nan"),
+    ('category = "cast"\nper_step = inf', "per_step must be a finite number >= 0, got inf"),
+])
+def test_a_budget_entry_that_cannot_be_checked_is_refused(tmp_path, capsys, entry, message):
+    # A misspelled category would pass as "shrank to 0" forever; inf could never grow; nan never compares.
+    budget = tmp_path / "bad.toml"
+    budget.write_text(f'schema_version = 1\nby = "category"\n\n[[budget]]\n{entry}\n')
+    assert run(["check", str(AFTER), "--budget", str(budget)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_zero_entry_that_grows_is_grown_not_new(tmp_path, capsys):
+    budget = tmp_path / "after.toml"
+    assert run(["budget", "write", str(AFTER), "--skip", "1", "-o", str(budget)]) == 0
+    code, out, err = cli(capsys, "check", BEFORE, "--budget", budget, "--skip", "1", "--format", "json")
+    # "after" has fill = 0 and metadata = 0 written in the budget: growing them is growth, not a new entry.
+    assert code == 1 and "new: not in the budget" not in out
+    found = {f["category"]: f for f in json.loads(out)["expectations"]}
+    assert (found["fill"]["expected"], found["fill"]["actual"], found["fill"]["unit"]) == (0.0, 54.0, None)

@@ -122,3 +122,28 @@ def test_frames_from_picks_the_innermost_frame_under_a_prefix(capsys):
     assert run([*argv, "--frames-from", "traceview/collectors/demo_model.py"]) == 0
     assert [r["frame"] for r in csv.DictReader(io.StringIO(capsys.readouterr().out))] == [
         "traceview/collectors/demo_model.py(115): _mla_metadata"]
+
+
+def test_one_step_a_side_is_too_few_for_a_verdict(capsys):
+    # --skip 4 of 5 steps leaves one step a side: the resampled medians are that one step, so the
+    # "interval" has zero width. No verdict, and the gate fails instead of passing.
+    assert run(["diff", EAGER_BEFORE, EAGER_AFTER, "--skip", "4", "--expect", "latency<0", "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["latency"]["before"]["n"] == 1 and doc["latency"]["verdict"] == "too few steps"
+    assert doc["latency"]["ci95_ms"][0] == doc["latency"]["ci95_ms"][1]
+
+
+def test_frames_on_one_side_only_explain_changed_categories(capsys):
+    # The eager before has frames, the eager after (no with_stack) none: gemm is 425 a step on both
+    # sides, so it must not show as 425 launches moving from _layer to "no frame".
+    doc = _json(capsys, STACK_BEFORE, EAGER_AFTER)
+    assert {s["category"] for s in doc["sources"]} == {"cast", "fill", "metadata"}
+    assert any("only the before side has Python frames" in note for note in doc["notes"])
+
+
+def test_frame_json_keeps_paths_readable(capsys):
+    assert run(["kernels", STACK_BEFORE, "--skip", "1", "--by", "frame", "-c", "cast", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert f'"frame": "{CAST_FRAME}"' in out and "\\/" not in out
+    assert json.loads(out)[0] == {"category": "cast", "frame": CAST_FRAME, "launches": 116, "per_step": 58.0}

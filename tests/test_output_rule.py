@@ -131,3 +131,10 @@ def test_gpu_span_and_busy_time_are_named_apart(capsys):
     assert run(COMMANDS["steps"]) == 0
     header = capsys.readouterr().out
     assert "gpu span ms" in header and "gpu busy ms" in header
+
+
+@pytest.mark.parametrize("ext", [".json", ".csv", ".md", ".xml"])
+def test_report_writes_html_only(tmp_path, capsys, ext):
+    out = tmp_path / f"report{ext}"
+    assert run(["report", BEFORE, AFTER, "--skip", "1", "-o", str(out)]) == 2
+    assert "report writes one HTML page: name it .html" in capsys.readouterr().err and not out.exists()

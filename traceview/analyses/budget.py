@@ -10,8 +10,10 @@ from 0. File format: docs/ci.md.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,8 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from traceview.analyses.check import CheckResult
-from traceview.analyses.expectations import FINDING_COLUMNS
+from traceview.analyses.expectations import AGGREGATES, FINDING_COLUMNS
 from traceview.errors import RulesError, TraceviewError
+from traceview.model.categories import category_order, load_category_rules
 from traceview.model.counts import LaunchCounts
 from traceview.model.rules import checked_table, read_toml
 
@@ -172,8 +175,8 @@ def load_budget(path: Path) -> Budget:
             if not isinstance(entry.get(key), str):
                 raise RulesError(source, f"{where}: {key} must be a string")
         value = entry.get("per_step")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise RulesError(source, f"{where}: per_step must be a number >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise RulesError(source, f"{where}: per_step must be a finite number >= 0, got {value!r}")
         rows.append({**{k: entry[k] for k in KEYS[by]}, "per_step": float(value), "op": str(entry.get("op", ""))})
     frame = pd.DataFrame(rows)
     duplicated = frame.duplicated(list(KEYS[by]))
@@ -188,7 +191,8 @@ def load_budget(path: Path) -> Budget:
 class BudgetResult:
     """``entries``: COMPARE_COLUMNS, one row per budget entry and per entry the run has and the budget lacks;
     budget, actual, delta (actual - budget), allowed (growth the tolerance allows): launches per step, float64;
-    status ``ok``, ``grown`` (beyond the tolerance: a failure) or ``shrunk``; op: who launches it now, with the
+    status ``ok``, ``grown`` (beyond the tolerance: a failure), ``new`` (not in the budget and launched now: a
+    failure too) or ``shrunk``; op: who launches it now, with the
     frame (``op @ frame``) where the run has one. ``notes``: what the reader should know (shrinks, a budget
     written with other rules or another --skip)."""
 
@@ -216,16 +220,19 @@ def compare(budget: Budget, counts: Sequence[LaunchCounts], tolerance: Tolerance
     keys = list(KEYS[budget.by])
     actual = launches_by(counts, budget.by, skip)
     written = budget.entries[keys + ["per_step"]].rename(columns={"per_step": "budget"})
-    merged = written.assign(order=range(len(written))).merge(
+    merged = written.assign(order=range(len(written)), written=True).merge(
         actual.rename(columns={"per_step": "actual"}), on=keys, how="outer", sort=False)
     # The budget's order, then entries it lacks, as the run has them.
     merged = merged.sort_values("order", na_position="last", kind="stable").drop(columns="order")
     merged[["budget", "actual"]] = merged[["budget", "actual"]].fillna(0.0)
+    merged["status"] = ""  # set below; a row without "written" is an entry the budget lacks
     merged = merged.fillna({"kernel": "", "frame": "", "op": "", "top_frame": ""})
     merged["delta"] = merged["actual"] - merged["budget"]
     merged["allowed"] = [tolerance.allowed(b) for b in merged["budget"]]
     grown = merged["delta"] > merged["allowed"] + _EPS
-    merged["status"] = ["grown" if g else ("shrunk" if d < -_EPS else "ok") for g, d in zip(grown, merged["delta"])]
+    new = merged["written"].isna().to_numpy()
+    merged["status"] = [("new" if n else "grown") if g else ("shrunk" if d < -_EPS else "ok")
+                        for g, d, n in zip(grown, merged["delta"], new)]
     merged["op"] = [op + (f" @ {frame}" if frame and budget.by != "frame" else "")
                     for op, frame in zip(merged["op"], merged["top_frame"])]
     notes = [f"{_label(r, budget.by)} shrank {r.delta:+g}/step ({r.budget:g} -> {r.actual:g}): lock it in with "
@@ -243,7 +250,7 @@ def grown_lines(result: BudgetResult) -> list[str]:
     """One readable line per grown entry: ``cast: 2 -> 60 per step (+58, allowed +0), launched by aten::copy_``."""
     return [f"{_label(r, result.by)}: {r.budget:g} -> {r.actual:g} per step ({r.delta:+g}, allowed +{r.allowed:g})"
             + (f", launched by {r.op}" if r.op else "")
-            for r in result.entries.itertuples(index=False) if r.status == "grown"]
+            for r in result.entries.itertuples(index=False) if r.status in ("grown", "new")]
 
 
 def as_findings(result: BudgetResult) -> pd.DataFrame:
@@ -253,13 +260,13 @@ def as_findings(result: BudgetResult) -> pd.DataFrame:
     rows = []
     for r in result.entries.itertuples(index=False):
         said = f"{name} budget" + (f": {r.delta:+g}/step" if r.status != "ok" else "")
-        if r.status == "grown" and r.op:
+        if r.status in ("grown", "new") and r.op:
             said += f", launched by {r.op}"
         why = ("shrank: lock it in with traceview budget write" if r.status == "shrunk" else
-               ("new: not in the budget" if r.status == "grown" and not r.budget else ""))
+               ("new: not in the budget" if r.status == "new" else ""))
         rows.append({"category": _label(r, result.by), "field": "value", "op": "<=", "expected": r.budget,
-                     "tolerance": r.allowed, "actual": r.actual, "ok": r.status != "grown", "skipped": False,
-                     "expression": said, "why": why})
+                     "tolerance": r.allowed, "actual": r.actual, "ok": r.status not in ("grown", "new"), "skipped": False,
+                     "expression": said, "why": why, "unit": ""})
     frame = pd.DataFrame(rows, columns=FINDING_COLUMNS)
     return frame.astype({"category": "string", "field": "string", "op": "string", "expected": "float64",
                          "tolerance": "float64", "actual": "float64", "ok": "bool", "skipped": "bool",
@@ -289,7 +296,15 @@ class Limits:
             if tolerance is not None:
                 raise RulesError(None, "--tolerance applies to a --budget: give one")
             return None
-        return cls(load_budget(path), parse_tolerance(tolerance), rules_digest(rules_path))
+        budget = load_budget(path)
+        if budget.by == "category":  # a misspelled category would only ever "shrink" to 0: refuse it
+            known = [*category_order(load_category_rules(rules_path)), *AGGREGATES]
+            for name in budget.entries["category"]:
+                if name not in known:
+                    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise RulesError(budget.source, f"unknown category {name!r}{hint} (known: {', '.join(known)})")
+        return cls(budget, parse_tolerance(tolerance), rules_digest(rules_path))
 
     def apply(self, check: CheckResult, counts: Sequence[LaunchCounts],
               skip: int) -> tuple[CheckResult, tuple[str, ...]]:

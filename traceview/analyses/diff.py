@@ -171,8 +171,19 @@ def _sources(before: Side, after: Side) -> tuple[pd.DataFrame, tuple[str, ...]]:
         return empty(SOURCE_DTYPES), ()
     first_before, first_after = before.runs[0][0], after.runs[0][0]
     sources = frame_deltas(first_before, first_after, before.skip)
-    # Only when a category changed is a missing frame worth a line (said once for both sides).
-    notes = dict.fromkeys(first_before.frame_warnings() + first_after.frame_warnings()) if len(sources) else {}
+    # Frames only explain a category whose launches per step changed: where one side has frames and
+    # the other none, every unchanged category would otherwise show as moved between frames.
+    changed = _category_frame(before, after)
+    changed = set(changed.loc[changed["delta_mean"].abs() > _SAME, "category"])
+    sources = sources[sources["category"].isin(changed)].reset_index(drop=True)
+    if not len(sources):
+        return sources, ()
+    notes = dict.fromkeys(first_before.frame_warnings() + first_after.frame_warnings())
+    if bool(first_before.python_frames) != bool(first_after.python_frames):
+        notes[f"only the {'before' if first_before.python_frames else 'after'} side has Python frames: a "
+              "category's change shows as launches moving between a frame and none"] = None
+    if len(before.runs) > 1 or len(after.runs) > 1 or len(before.runs[0]) > 1 or len(after.runs[0]) > 1:
+        notes["source frames come from the first trace of each side"] = None
     return sources, tuple(notes)
 
 

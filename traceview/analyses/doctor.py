@@ -259,13 +259,21 @@ def check_copy_dtype(counts: LaunchCounts, facts: TraceFacts, skip: int) -> Find
                    numbers=numbers)
 
 
+NSYS_FRAMES_FIX = ("to see which function launched each kernel, profile a few steps with torch.profiler "
+                   "(traceview collect torch SCRIPT --with-stack); Nsight Systems exports hold no Python frames traceview "
+                   "reads")
+
+
 def check_python_frames(counts: LaunchCounts, facts: TraceFacts, skip: int) -> Finding:
     numbers = {"python_frames": counts.python_frames}
     if counts.python_frames:
         return Finding(facts.path, "python-frames", PASS, f"{_plural(counts.python_frames, 'python_function frame')}:"
                        " launches can be traced to their source (budget write --by frame)", numbers=numbers)
-    return Finding(facts.path, "python-frames", WARN, "no python_function frames (with_stack off): no launch can be "
-                   "traced to the source line that made it", NO_FRAMES_WARNING.split(": ", 1)[1], numbers)
+    # Nsight Systems exports carry no Python frames here: torch.profiler's with_stack is the way to get them.
+    fix = (NSYS_FRAMES_FIX if facts.format.startswith("nsys") else NO_FRAMES_WARNING.split(": ", 1)[1])
+    why = "" if facts.format.startswith("nsys") else " (with_stack off)"
+    return Finding(facts.path, "python-frames", WARN, f"no python_function frames{why}: no launch can be "
+                   "traced to the source line that made it", fix, numbers)
 
 
 def check_graph_replays(counts: LaunchCounts, facts: TraceFacts, skip: int) -> Finding:
@@ -291,9 +299,11 @@ def check_step_markers(counts: LaunchCounts, facts: TraceFacts, skip: int) -> Fi
     listed = "; ".join(f"{f['marker']}: {f['steps']} steps, median {f['median_ms']:.3f} ms"
                        + (" (chosen)" if f["chosen"] else "") for f in families)
     if counts.step_marker == "whole-trace":
+        record = ("emit one NVTX range per step (torch.cuda.nvtx.range_push/pop around each step)"
+                  if facts.format.startswith("nsys") else "record steps with torch.profiler's schedule (prof.step())")
         return Finding(facts.path, "step-markers", WARN, "no step marker matched: the whole trace is one step",
-                       "name the per-step annotation: --step-marker REGEX (e.g. '^execute_model$'), or record "
-                       "steps with torch.profiler's schedule (prof.step())", numbers)
+                       f"name the per-step annotation: --step-marker REGEX (e.g. '^execute_model$'), or {record}",
+                       numbers)
     if counts.step_marker == "custom":
         return Finding(facts.path, "step-markers", PASS, f"--step-marker {counts.step_regex}: "
                        f"{_plural(len(counts.steps), 'step')}", numbers=numbers)

@@ -20,7 +20,10 @@ import pandas as pd
 from traceview.analyses.expectations import LATENCY_CI, Expectation
 from traceview.model.counts import LaunchCounts
 
-FASTER, SLOWER, NO_CHANGE = "faster", "slower", "no significant change"
+FASTER, SLOWER, NO_CHANGE, TOO_FEW = "faster", "slower", "no significant change", "too few steps"
+# Below this many steps a side, resampled medians take a handful of values (one step: a zero-width
+# interval around one difference): no verdict, and a latency expectation fails instead of passing.
+MIN_STEPS = 3
 METRICS = {"cpu_step_ms": "cpu_dur_ns", "gpu_span_ms": "gpu_span_ns"}  # metric -> LaunchCounts.steps column
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_SEED = 0
@@ -175,8 +178,9 @@ def bootstrap_latency(before: Runs, after: Runs, metric: str = "cpu_step_ms", re
     lo, hi = (float(x) for x in np.percentile(change, [2.5, 97.5]))
     lo_pct, hi_pct = (float(x) for x in np.nanpercentile(change_pct, [2.5, 97.5]))
     delta = a.median_ms - b.median_ms
+    verdict = TOO_FEW if min(b.n, a.n) < MIN_STEPS else _verdict(lo, hi)
     return LatencyVerdict(metric, b, a, delta, delta / b.median_ms * 100.0, (lo, hi), (lo_pct, hi_pct),
-                          _verdict(lo, hi), resamples, seed)
+                          verdict, resamples, seed)
 
 
 def leading_metric(cpu_step_ms: Runs, gpu_span_ms: Runs) -> str:
@@ -210,6 +214,8 @@ def latency_actual(expectation: Expectation, verdict: LatencyVerdict) -> float:
     """
     if expectation.category != LATENCY_CI:
         raise ValueError(f"not a latency expectation: {expectation.describe()}")
+    if verdict.verdict == TOO_FEW:
+        return float("nan")  # no interval to trust: the expectation fails
     lo, hi = verdict.ci95_pct if expectation.unit == "%" else verdict.ci95_ms
     if expectation.op in ("<", "<="):
         return hi

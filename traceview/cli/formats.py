@@ -26,7 +26,7 @@ REPORT_FORMATS = tuple(OutputFormat)
 
 FormatOpt = Annotated[Optional[OutputFormat], typer.Option(
     "--format", "-f", case_sensitive=False, show_default=False,
-    help="table, json, csv, markdown or junit (diff and check only). Default: from -o FILE's extension "
+    help="table, json, csv, markdown or junit (diff, check and doctor only). Default: from -o FILE's extension "
          "(.json .csv .md .xml, .txt for the table), else a table on stdout. Example: --format csv")]
 
 
@@ -48,5 +48,5 @@ def output_format(fmt: OutputFormat | None, output: Path | None, command: str,
         names = ", ".join(f.value for f in supported)
         where = f" ({output.suffix} means {fmt.value})" if hint == "--output" else ""
         raise typer.BadParameter(f"{command} writes {names}, not {fmt.value}{where}; JUnit XML comes from "
-                                 "diff and check", param_hint=hint)
+                                 "diff, check and doctor", param_hint=hint)
     return fmt

@@ -56,7 +56,11 @@ def kernels_command(
                                    frames_from)
     kernels = counts.kernels(skip) if by == "kernel" else counts.by_frame(skip)  # raise when --skip leaves no step
     if by == "frame":
-        for note in counts.frame_warnings():
+        notes = counts.frame_warnings()
+        if frames_from and counts.python_frames and kernels["frame"].isna().all():
+            notes.append(f"no Python frame is under --frames-from {' '.join(frames_from)}: frames look like "
+                         "'vllm/model_executor/models/llama.py(120): forward' (the path as the profiler wrote it)")
+        for note in notes:
             stderr.print(f"note: {counts.path}: {note}", markup=False, highlight=False)
     if category is not None:
         if category not in counts.categories:

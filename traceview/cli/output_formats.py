@@ -80,6 +80,17 @@ def _bound(row) -> str:
     return f"{row.op} {num(row.expected)}{unit}{tol}"
 
 
+def _got(row) -> str:
+    """The actual number of a finding; for latency, which end of the 95 % interval it is (or why none)."""
+    if row.category != "latency":
+        return num(row.actual)
+    if row.actual != row.actual:  # NaN: the verdict is "too few steps"
+        return "no interval (too few steps for a verdict)"
+    unit = "%" if row.unit == "%" else " ms"
+    end = "upper" if row.op in ("<", "<=") else ("lower" if row.op in (">", ">=") else "farther")
+    return f"{num(row.actual, signed=True, digits=3)}{unit}, the {end} end of the 95 % CI"
+
+
 def _expectation_section(check: CheckResult, why: bool) -> Section | None:
     if check.findings.empty:
         return None
@@ -93,7 +104,7 @@ def _expectation_section(check: CheckResult, why: bool) -> Section | None:
 
 
 def _side_rows(sides: list[Side]) -> Section:
-    section = Section("Runs", ["", "path", "ranks", "steps", "step ms (mean)", "step ms (median)", "GPU busy ms/step"],
+    section = Section("Runs", ["", "path", "traces", "steps", "step ms (mean)", "step ms (median)", "GPU busy ms/step"],
                       numeric={2, 3, 4, 5, 6})
     for side in sides:
         section.rows.append([side.label, side.path, str(len(side.ranks)), str(side.steps),
@@ -109,17 +120,18 @@ def _latency_section(diff: DiffResult) -> Section:
     """Medians with the bootstrap 95 % interval of their change and the verdict; GPU busy time (summed
     kernel time, no interval) under them."""
     section = Section("Latency per step (median, bootstrap 95 % CI of the change)",
-                      ["metric", diff.before.label, diff.after.label, "delta ms", "delta %", "95 % CI ms", "verdict"],
+                      ["metric", diff.before.label, diff.after.label, "delta ms", "delta %", "95 % CI ms", "95 % CI %",
+                       "verdict"],
                       numeric={1, 2, 3, 4})
     for v in diff.latencies:
         lead = " (leads)" if v.metric == diff.leading and len(diff.latencies) > 1 else ""
         section.rows.append([LATENCY_NAMES[v.metric] + lead, num(v.before.median_ms, digits=3),
                              num(v.after.median_ms, digits=3), num(v.delta_ms, signed=True, digits=3),
                              num(v.delta_pct, signed=True), f"[{num(v.ci95_ms[0], True, 3)}, {num(v.ci95_ms[1], True, 3)}]",
-                             v.verdict])
+                             f"[{num(v.ci95_pct[0], True)}, {num(v.ci95_pct[1], True)}]", v.verdict])
     busy = diff.latency.set_index("metric").loc["gpu_busy_ms_mean"]
     section.rows.append(["GPU busy (mean)", num(busy["before"], digits=3), num(busy["after"], digits=3),
-                         num(busy["delta"], signed=True, digits=3), num(busy["delta_pct"], signed=True), "", ""])
+                         num(busy["delta"], signed=True, digits=3), num(busy["delta_pct"], signed=True), "", "", ""])
     return section
 
 
@@ -231,7 +243,7 @@ def _junit_suite(root: ET.Element, suite: str, check: CheckResult, properties: d
         elif not row.ok:
             failure = ET.SubElement(case, "failure", type="ExpectationFailed",
                                     message=f"{row.category}: expected {row.field} {_bound(row)}"
-                                            f" per step, got {num(row.actual)}")
+                                            f" per step, got {_got(row)}")
             failure.text = f"{row.expression}" + (f"\n{row.why}" if _blank(row.why) else "")
     ET.SubElement(node, "system-out").text = summary
 
@@ -262,7 +274,7 @@ def failure_lines(check: CheckResult) -> list[str]:
     out = []
     for row in check.failures.itertuples(index=False):
         out.append(f"FAILED {row.category}: expected {row.field} {_bound(row)} per step, "
-                   f"got {num(row.actual)} ({row.expression})")
+                   f"got {_got(row)} ({row.expression})")
     return out
 
 

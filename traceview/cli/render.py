@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import sys
@@ -108,6 +109,11 @@ def emit(rendered: str | list[RenderableType], output: Path | None) -> None:
             stdout.print(item)
 
 
+def _json_scalar(value: object) -> object:
+    """numpy scalars (int64 counts, float64 rates, bool) as the Python numbers json writes."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
 def _cell(value: object) -> str:
     import pandas as pd
 
@@ -132,8 +138,9 @@ def write_frame(frame: pd.DataFrame, fmt: OutputFormat, output: Path | None) -> 
     caller renders with rich and passes to ``emit``."""
     if fmt is OutputFormat.csv:
         write_output(frame.to_csv(index=False), output)
-    elif fmt is OutputFormat.json:
-        write_output(frame.to_json(orient="records", indent=2), output)
+    elif fmt is OutputFormat.json:  # json.dumps, not to_json: no escaped "/" in the file paths of frames
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        write_output(json.dumps(records, indent=2, default=_json_scalar), output)
     elif fmt is OutputFormat.markdown:
         write_output(frame_markdown(frame), output)
     else:

@@ -39,6 +39,9 @@ def _check_output(output: Path) -> None:
         raise TraceviewError(output, "output directory does not exist")
     if output.is_dir():
         raise TraceviewError(output, "is a directory; give a file name, e.g. -o report.html")
+    if output.suffix.lower() not in (".html", ".htm"):  # the one -o rule: the name says what is in the file
+        raise typer.BadParameter(f"report writes one HTML page: name it .html, not {output.name!r} (JSON, CSV, "
+                                 "Markdown and JUnit come from traceview diff and check)", param_hint="--output")
 
 
 @app.command("report")

@@ -195,12 +195,14 @@ def _verdict_table(diff: DiffResult) -> str:
         return ""
     rows = pd.DataFrame([{"metric": plots.LATENCY_LABELS[v.metric] + (" (leads)" if v.metric == diff.leading else ""),
                           "before": v.before.median_ms, "after": v.after.median_ms, "delta": v.delta_ms,
-                          "delta_pct": v.delta_pct, "lo": v.ci95_ms[0], "hi": v.ci95_ms[1], "verdict": v.verdict}
+                          "delta_pct": v.delta_pct, "lo": v.ci95_ms[0], "hi": v.ci95_ms[1], "lo_pct": v.ci95_pct[0],
+                          "hi_pct": v.ci95_pct[1], "verdict": v.verdict}
                          for v in diff.latencies])
     columns = [Column("metric", "median per step"), Column("before", diff.before.label, "num", 3),
                Column("after", diff.after.label, "num", 3), Column("delta", "Δ ms", "delta", 3),
                Column("delta_pct", "Δ %", "pct", 1), Column("lo", "95 % CI low", "delta", 3),
-               Column("hi", "95 % CI high", "delta", 3), Column("verdict", "verdict")]
+               Column("hi", "95 % CI high", "delta", 3), Column("lo_pct", "CI low %", "pct", 1),
+               Column("hi_pct", "CI high %", "pct", 1), Column("verdict", "verdict")]
     first = diff.latencies[0]
     note = (f'<p class="note">Bootstrap 95 % confidence interval of the change of the median: {first.resamples:,} '
             f'resamples, seed {first.seed}, steps resampled within resampled runs ({first.before.runs} before, '
