@@ -22,7 +22,7 @@ from pathlib import Path
 from traceview.engine.nsys import tables as t
 from traceview.engine.rocprof.emit import Progress, Record, Slice
 from traceview.engine.rocprof.mapping import CORRELATION_SPAN
-from traceview.engine.rocprof.rocpd import connect
+from traceview.engine.rocprof.rocpd import connect, reading
 from traceview.errors import TraceLoadError
 
 KERNELS, COPIES, MEMSETS = "CUPTI_ACTIVITY_KIND_KERNEL", "CUPTI_ACTIVITY_KIND_MEMCPY", "CUPTI_ACTIVITY_KIND_MEMSET"
@@ -203,7 +203,7 @@ def _labels(db: _Export) -> Iterator[Record]:
 def records(path: Path, progress: Progress | None = None) -> Iterator[Record]:
     """Every trace record of the nsys export ``path``: GPU work, API calls, NVTX ranges, then labels."""
     conn = connect(path)
-    try:
+    with reading(path, conn, progress, "nsys export"):
         db = _Export(conn, path)
         if STRINGS not in db.tables:
             raise TraceLoadError(path, "nsys export without a StringIds table: names cannot be read")
@@ -215,14 +215,6 @@ def records(path: Path, progress: Progress | None = None) -> Iterator[Record]:
             if any(table in db.tables for table in tables):
                 yield from _with_progress(read(), progress, rows, total)
         yield from _labels(db)
-    except sqlite3.Error as err:
-        raise TraceLoadError(path, f"nsys export query failed ({err})") from None
-    except (ValueError, TypeError) as err:
-        raise TraceLoadError(path, f"malformed nsys export row ({err})") from None
-    finally:
-        conn.close()
-        if progress is not None:
-            progress.advance(progress.total)
 
 
 def _with_progress(items: Iterator[Record], progress: Progress | None, rows: int, total: int) -> Iterator[Record]:

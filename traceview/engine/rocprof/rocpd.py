@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from traceview.engine.rocprof import mapping as m
@@ -73,6 +74,22 @@ def connect(path: Path) -> sqlite3.Connection:
         return conn
     except sqlite3.Error as err:
         raise TraceLoadError(path, f"unreadable SQLite database ({err})") from None
+
+
+@contextmanager
+def reading(path: Path, conn: sqlite3.Connection, progress: Progress | None, what: str) -> Iterator[None]:
+    """Around a database's rows: a SQLite error or a malformed row is one TraceLoadError naming ``what``
+    ("database", "nsys export"); the connection is closed and the progress bar filled, whatever happens."""
+    try:
+        yield
+    except sqlite3.Error as err:
+        raise TraceLoadError(path, f"{what} query failed ({err})") from None
+    except (ValueError, TypeError) as err:
+        raise TraceLoadError(path, f"malformed {what} row ({err})") from None
+    finally:
+        conn.close()
+        if progress is not None:
+            progress.advance(progress.total)
 
 
 def sqlite_format(path: Path) -> str:
@@ -176,7 +193,7 @@ def _process_labels(db: _Db) -> Iterator[Record]:
 def records(path: Path, fmt: str, progress: Progress | None = None) -> Iterator[Record]:
     """Every trace record of the rocpd (``fmt="rocpd"``) or rocprof v1 database ``path``."""
     conn = connect(path)
-    try:
+    with reading(path, conn, progress, "database"):
         if fmt == "rocprof-v1-db":
             rows = conn.execute('select KernelName, "gpu-id", "queue-id", "Index", BeginNs, EndNs from KERN')
             yield from v1_kernels((str(name), int(gpu), int(queue), int(index), int(start), int(end))
@@ -185,11 +202,3 @@ def records(path: Path, fmt: str, progress: Progress | None = None) -> Iterator[
             db = _Db(conn, path)
             yield from _process_labels(db)
             yield from _rocpd_records(db)
-    except sqlite3.Error as err:
-        raise TraceLoadError(path, f"database query failed ({err})") from None
-    except (ValueError, TypeError) as err:
-        raise TraceLoadError(path, f"malformed database row ({err})") from None
-    finally:
-        conn.close()
-        if progress is not None:
-            progress.advance(progress.total)
