@@ -138,3 +138,12 @@ def test_report_writes_html_only(tmp_path, capsys, ext):
     out = tmp_path / f"report{ext}"
     assert run(["report", BEFORE, AFTER, "--skip", "1", "-o", str(out)]) == 2
     assert "report writes one HTML page: name it .html" in capsys.readouterr().err and not out.exists()
+
+
+def test_check_csv_holds_the_verdict(tmp_path, capsys):
+    out = tmp_path / "check.csv"
+    assert run(["check", AFTER, "--skip", "1", "--expect", "fill=0", "--expect", "cast<=1", "-o", str(out)]) == 1
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    # "after" launches 0 fills and 2 int64->int32 casts per step: fill=0 holds, cast<=1 fails.
+    assert [(r["category"], r["actual"], r["ok"]) for r in rows] == [("fill", "0.0", "True"), ("cast", "2.0", "False")]
+    assert {r["run"] for r in rows} == {"demo_eager_after"}

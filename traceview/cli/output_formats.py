@@ -302,7 +302,7 @@ def render_check(side: Side, check: CheckResult, fmt: OutputFormat, skip: int) -
     if fmt is OutputFormat.json:
         return json.dumps(check_to_dict(side, check, skip), indent=2)
     if fmt is OutputFormat.csv:
-        return _categories_frame([side]).to_csv(index=False)
+        return _findings_frame([(side, check)]).to_csv(index=False)
     sections = check_sections(side, check, wide=fmt is not OutputFormat.table)
     if fmt is OutputFormat.markdown:
         return render_markdown(title, sections, check, side.warnings)
@@ -313,9 +313,10 @@ def render_check(side: Side, check: CheckResult, fmt: OutputFormat, skip: int) -
     return render_table(title, sections, check)
 
 
-def _categories_frame(sides: list[Side]) -> pd.DataFrame:
-    """Each run's Side.categories (per-step mean, median, min, max by category), one row per (run, category)."""
-    frames = [side.categories.rename_axis("category").reset_index().assign(run=side.label) for side in sides]
+def _findings_frame(checked: list[tuple[Side, CheckResult]]) -> pd.DataFrame:
+    """What check decided, one row per (run, expectation or budget entry): CheckResult.findings with
+    the run's label first, so a CSV holds the verdict and not only the counts."""
+    frames = [check.findings.assign(run=side.label) for side, check in checked]
     out = pd.concat(frames, ignore_index=True)
     return out[["run", *[c for c in out.columns if c != "run"]]]
 
@@ -335,7 +336,7 @@ def render_check_many(checks: list[RunCheck], fmt: OutputFormat, skip: int) -> s
     if fmt is OutputFormat.json:
         return json.dumps(check_many_to_dict(checks, skip), indent=2)
     if fmt is OutputFormat.csv:
-        return _categories_frame([run.side for run in checks]).to_csv(index=False)
+        return _findings_frame([(run.side, run.result) for run in checks]).to_csv(index=False)
     if fmt is OutputFormat.junit:
         return render_junit_suites([(f"traceview.check: {run.side.label}", run.result,
                                      {"trace": run.side.path, "skip": str(skip)},
