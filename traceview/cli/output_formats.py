@@ -127,7 +127,8 @@ def _latency_section(diff: DiffResult) -> Section:
         lead = " (leads)" if v.metric == diff.leading and len(diff.latencies) > 1 else ""
         section.rows.append([LATENCY_NAMES[v.metric] + lead, num(v.before.median_ms, digits=3),
                              num(v.after.median_ms, digits=3), num(v.delta_ms, signed=True, digits=3),
-                             num(v.delta_pct, signed=True), f"[{num(v.ci95_ms[0], True, 3)}, {num(v.ci95_ms[1], True, 3)}]",
+                             num(v.delta_pct, signed=True),
+                             f"[{num(v.ci95_ms[0], True, 3)}, {num(v.ci95_ms[1], True, 3)}]",
                              f"[{num(v.ci95_pct[0], True)}, {num(v.ci95_pct[1], True)}]", v.verdict])
     busy = diff.latency.set_index("metric").loc["gpu_busy_ms_mean"]
     section.rows.append(["GPU busy (mean)", num(busy["before"], digits=3), num(busy["after"], digits=3),
