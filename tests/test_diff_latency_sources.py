@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_traces"
 EAGER_BEFORE = str(SAMPLES / "demo_eager_before.pt.trace.json.gz")
 EAGER_AFTER = str(SAMPLES / "demo_eager_after.pt.trace.json.gz")
+VLLM_BEFORE = str(SAMPLES / "demo_vllm_eager_before.pt.trace.json.gz")
+VLLM_AFTER = str(SAMPLES / "demo_vllm_eager_after.pt.trace.json.gz")
 STACK_BEFORE = str(SAMPLES / "demo_stack_eager_before.pt.trace.json.gz")
 STACK_AFTER = str(SAMPLES / "demo_stack_eager_after.pt.trace.json.gz")
 SCHEMA = json.loads((REPO / "docs" / "schemas" / "diff.schema.json").read_text())
@@ -58,11 +60,14 @@ def test_latency_expectation_fails_on_noise_and_holds_on_a_real_change(capsys):
 
 
 def test_the_interval_is_reproducible_and_follows_the_seed(capsys):
-    first = _json(capsys, EAGER_BEFORE, EAGER_AFTER)["latency"]
-    assert _json(capsys, EAGER_BEFORE, EAGER_AFTER)["latency"] == first
-    other = _json(capsys, EAGER_BEFORE, EAGER_AFTER, "--seed", "7")["latency"]
-    # 4 steps a side give few distinct medians, so another seed may land on the same interval.
-    assert other["seed"] == 7 and other["delta_ms"] == first["delta_ms"]
+    # Two runs a side (eager and vLLM-marker demo traces, 4 steady steps each): the hierarchical
+    # resamples take enough distinct medians for seeds 0 and 7 to give different intervals.
+    sides = ["--before", EAGER_BEFORE, "--before", VLLM_BEFORE, "--after", EAGER_AFTER, "--after", VLLM_AFTER]
+    first = _json(capsys, *sides)["latency"]
+    assert _json(capsys, *sides)["latency"] == first and first["seed"] == 0
+    other = _json(capsys, *sides, "--seed", "7")["latency"]
+    assert other["seed"] == 7 and other["delta_ms"] == first["delta_ms"] and other["ci95_ms"] != first["ci95_ms"]
+    assert (other["before"]["n"], other["before"]["runs"]) == (8, 2)
 
 
 def test_several_runs_per_side(capsys):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from decimal import Decimal
 from itertools import product
 from pathlib import Path
@@ -106,16 +105,14 @@ def test_runs_of_different_lengths():
     assert (v.before.n, v.before.runs, v.after.n, v.after.runs) == (110, 2, 95, 3)
 
 
-def test_same_seed_same_interval_and_fast():
+def test_same_seed_same_interval():
+    # (What it costs is measured in benchmarks/bench_latency.py: tests do not assert timings.)
     rng = np.random.default_rng(7)
     before, after = rng.normal(41.5, 0.6, 1000), rng.normal(41.4, 0.6, 1000)
-    start = time.perf_counter()
     first = bootstrap_latency(before, after)
-    elapsed = time.perf_counter() - start
     assert first == bootstrap_latency(before, after) and first.seed == 0 and first.resamples == 10_000
     other = bootstrap_latency(before, after, seed=1)
     assert other.ci95_ms != first.ci95_ms and other.delta_ms == first.delta_ms
-    assert elapsed < 1.0  # 1,000 steps x 10,000 resamples a side, vectorised (about 0.2 s measured)
 
 
 def test_bad_inputs_raise():
