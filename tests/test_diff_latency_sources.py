@@ -152,3 +152,16 @@ def test_frame_json_keeps_paths_readable(capsys):
     out = capsys.readouterr().out
     assert f'"frame": "{CAST_FRAME}"' in out and "\\/" not in out
     assert json.loads(out)[0] == {"category": "cast", "frame": CAST_FRAME, "launches": 116, "per_step": 58.0}
+
+
+def test_sources_of_several_runs_are_the_mean_over_their_traces(capsys):
+    # One run a side recorded with_stack, one without: per trace, "before" casts 58 from _layer (or 60
+    # with no frame), "after" none from _layer. The mean over the two runs: _layer 29 -> 0 and
+    # no-frame 30 -> 1 (the 2 int64->int32 casts): -29 each; prefix's 2 casts go to 1 -> 1.
+    doc = _json(capsys, "--before", STACK_BEFORE, "--before", EAGER_BEFORE, "--after", STACK_AFTER,
+                "--after", EAGER_AFTER)
+    casts = {s["frame"]: (s["before_per_step"], s["after_per_step"], s["delta"])
+             for s in doc["sources"] if s["category"] == "cast"}
+    assert casts == {CAST_FRAME: (29.0, 0.0, -29.0), None: (30.0, 1.0, -29.0)}
+    assert any("only some traces have Python frames: before (1 of 2 traces), after (1 of 2 traces)" in n
+               for n in doc["notes"])

@@ -165,12 +165,13 @@ def diff_sides(before: Side, after: Side, resamples: int = DEFAULT_RESAMPLES, se
 
 
 def _sources(before: Side, after: Side) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """Source frames of the first trace of each side (rank 0 of the first run: ranks run the same
-    Python), with the notes that say why launches have none."""
+    """Source frames of each side (the mean over its traces, as its category counts are), with the
+    notes that say why launches have none."""
     if not before.runs or not after.runs:
         return empty(SOURCE_DTYPES), ()
-    first_before, first_after = before.runs[0][0], after.runs[0][0]
-    sources = frame_deltas(first_before, first_after, before.skip)
+    traces_before = [t for run in before.runs for t in run]
+    traces_after = [t for run in after.runs for t in run]
+    sources = frame_deltas(traces_before, traces_after, before.skip)
     # Frames only explain a category whose launches per step changed: where one side has frames and
     # the other none, every unchanged category would otherwise show as moved between frames.
     changed = _category_frame(before, after)
@@ -178,12 +179,16 @@ def _sources(before: Side, after: Side) -> tuple[pd.DataFrame, tuple[str, ...]]:
     sources = sources[sources["category"].isin(changed)].reset_index(drop=True)
     if not len(sources):
         return sources, ()
-    notes = dict.fromkeys(first_before.frame_warnings() + first_after.frame_warnings())
-    if bool(first_before.python_frames) != bool(first_after.python_frames):
-        notes[f"only the {'before' if first_before.python_frames else 'after'} side has Python frames: a "
+    notes = dict.fromkeys(w for t in traces_before + traces_after for w in t.frame_warnings())
+    framed = {name: sum(bool(t.python_frames) for t in traces) for name, traces in
+              (("before", traces_before), ("after", traces_after))}
+    if bool(framed["before"]) != bool(framed["after"]):
+        notes[f"only the {'before' if framed['before'] else 'after'} side has Python frames: a "
               "category's change shows as launches moving between a frame and none"] = None
-    if len(before.runs) > 1 or len(after.runs) > 1 or len(before.runs[0]) > 1 or len(after.runs[0]) > 1:
-        notes["source frames come from the first trace of each side"] = None
+    partly = [f"{name} ({n} of {len(traces)} traces)" for (name, n), traces in
+              zip(framed.items(), (traces_before, traces_after)) if 0 < n < len(traces)]
+    if partly:
+        notes[f"only some traces have Python frames: {', '.join(partly)}; the others count as no frame"] = None
     return sources, tuple(notes)
 
 

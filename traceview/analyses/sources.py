@@ -7,6 +7,8 @@ category's per-step change between two runs over those frames, largest first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from traceview.model.columns import typed
@@ -15,11 +17,23 @@ from traceview.model.counts import LaunchCounts
 SOURCE_DTYPES = {"category": "string", "frame": "string", "before_per_step": "float64", "after_per_step": "float64",
                  "delta": "float64"}
 SOURCE_COLUMNS = list(SOURCE_DTYPES)
+# Stands for <NA> (no frame) while rates of several traces are aligned: NA is no index label to join on.
+_NO_FRAME = "\x00no frame"
 # Per-step rates are means of integers: a difference below this is float noise, not a change.
 _SAME = 1e-9
 
 
-def frame_deltas(before: LaunchCounts, after: LaunchCounts, skip: int = 0, coverage: float = 0.95) -> pd.DataFrame:
+def _rates(counts: LaunchCounts | Sequence[LaunchCounts], skip: int) -> pd.Series:
+    """Launches per steady step by (category, frame); for several traces (ranks, runs) their mean, as the
+    category counts of a side are (a frame a trace lacks counts 0 there)."""
+    traces = [counts] if isinstance(counts, LaunchCounts) else list(counts)
+    rates = [c.by_frame(skip).assign(frame=lambda f: f["frame"].fillna(_NO_FRAME))
+             .set_index(["category", "frame"])["per_step"] for c in traces]
+    return pd.concat(rates, axis=1).fillna(0.0).mean(axis=1)
+
+
+def frame_deltas(before: LaunchCounts | Sequence[LaunchCounts], after: LaunchCounts | Sequence[LaunchCounts],
+                 skip: int = 0, coverage: float = 0.95) -> pd.DataFrame:
     """Each category's per-step launch change (after - before) attributed to source frames.
 
     Returns SOURCE_COLUMNS: category, frame (string, ``FILE(LINE): FUNCTION``; <NA> for launches
@@ -32,9 +46,9 @@ def frame_deltas(before: LaunchCounts, after: LaunchCounts, skip: int = 0, cover
     """
     if not 0 < coverage <= 1:
         raise ValueError(f"coverage must be in (0, 1], got {coverage}")
-    b = before.by_frame(skip).set_index(["category", "frame"])["per_step"]
-    a = after.by_frame(skip).set_index(["category", "frame"])["per_step"]
+    b, a = _rates(before, skip), _rates(after, skip)
     frame = pd.concat({"before_per_step": b, "after_per_step": a}, axis=1).fillna(0.0).reset_index()
+    frame["frame"] = frame["frame"].replace(_NO_FRAME, None)
     frame["delta"] = frame["after_per_step"] - frame["before_per_step"]
     frame = frame[frame["delta"].abs() > _SAME]
     frame = frame.assign(size=frame["delta"].abs()).sort_values(["size", "category", "frame"],
