@@ -159,12 +159,13 @@ def diff_sides(before: Side, after: Side, resamples: int = DEFAULT_RESAMPLES, se
                 f"{after.label}: {after.step_marker}): per-step numbers may not be comparable")
         warnings += (note,)
     latencies, leading = _latencies(before, after, resamples, seed)
-    sources, notes = _sources(before, after)
-    return DiffResult(before, after, _category_frame(before, after), _latency_frame(before, after),
+    categories = _category_frame(before, after)
+    sources, notes = _sources(before, after, categories)
+    return DiffResult(before, after, categories, _latency_frame(before, after),
                       _kernel_frame(before, after), warnings, latencies, leading, sources, notes)
 
 
-def _sources(before: Side, after: Side) -> tuple[pd.DataFrame, tuple[str, ...]]:
+def _sources(before: Side, after: Side, categories: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Source frames of each side (the mean over its traces, as its category counts are), with the
     notes that say why launches have none."""
     if not before.runs or not after.runs:
@@ -174,8 +175,7 @@ def _sources(before: Side, after: Side) -> tuple[pd.DataFrame, tuple[str, ...]]:
     sources = frame_deltas(traces_before, traces_after, before.skip)
     # Frames only explain a category whose launches per step changed: where one side has frames and
     # the other none, every unchanged category would otherwise show as moved between frames.
-    changed = _category_frame(before, after)
-    changed = set(changed.loc[changed["delta_mean"].abs() > _SAME, "category"])
+    changed = set(categories.loc[categories["delta_mean"].abs() > _SAME, "category"])
     sources = sources[sources["category"].isin(changed)].reset_index(drop=True)
     if not len(sources):
         return sources, ()

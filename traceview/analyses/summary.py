@@ -144,11 +144,23 @@ def rank_disagreements(per_rank: Mapping[str, LaunchCounts], skip: int = 0) -> l
     return notes
 
 
-def _step_count_note(names: list[str], ranks: pd.DataFrame) -> list[str]:
-    if ranks["steps"].nunique() <= 1:
+def _step_count_note(names: list[str], steps: list[int]) -> list[str]:
+    if len(set(steps)) <= 1:
         return []
-    values = ", ".join(f"{name}={steps}" for name, steps in zip(names, ranks["steps"]))
+    values = ", ".join(f"{name}={n}" for name, n in zip(names, steps))
     return [f"ranks have different numbers of steady steps: {values}"]
+
+
+def _run_warnings(ranked: list[LaunchCounts], skip: int) -> list[str]:
+    """What a reader of one run's numbers should know: ranks that disagree or differ in steps, and
+    each trace's own warnings (prefixed by its rank when there are several)."""
+    rank_ids = rank_names([one.path for one in ranked])
+    steps = [len(one.steady_steps(skip)) for one in ranked]
+    warnings = rank_disagreements(dict(zip(rank_ids, ranked)), skip) + _step_count_note(rank_ids, steps)
+    for rank_id, one in zip(rank_ids, ranked):
+        prefix = f"{rank_id}: " if len(ranked) > 1 else ""
+        warnings += [prefix + w for w in one.warnings]
+    return warnings
 
 
 def summarize(counts: LaunchCounts | Sequence[LaunchCounts], skip: int = 0, label: str | None = None,
@@ -175,17 +187,14 @@ def summarize(counts: LaunchCounts | Sequence[LaunchCounts], skip: int = 0, labe
     names = list(dict.fromkeys(c for one in ranked for c in one.categories))
     categories = categories.reindex(names + list(AGGREGATE_ROWS)).fillna(0.0)
     categories.index.name = "category"
-    rank_ids = rank_names([one.path for one in ranked])
-    warnings = rank_disagreements(dict(zip(rank_ids, ranked)), skip) + _step_count_note(rank_ids, ranks)
-    for rank_id, one in zip(rank_ids, ranked):
-        prefix = f"{rank_id}: " if len(ranked) > 1 else ""
-        warnings += [prefix + w for w in one.warnings]
     where = path if path is not None else ranked[0].path
-    return Side(runs=(tuple(ranked),), skip=skip, label=label or default_label(where), path=str(where), steps=int(ranks["steps"].min()),
-                step_ms_mean=float(ranks["step_ms_mean"].mean()), step_ms_median=float(ranks["step_ms_median"].mean()),
+    return Side(runs=(tuple(ranked),), skip=skip, label=label or default_label(where), path=str(where),
+                steps=int(ranks["steps"].min()), step_ms_mean=float(ranks["step_ms_mean"].mean()),
+                step_ms_median=float(ranks["step_ms_median"].mean()),
                 gpu_busy_ms_mean=float(ranks["gpu_busy_ms_mean"].mean()), categories=categories,
                 kernels=_merge_kernels([_rank_kernels(one, skip) for one in ranked]), ranks=ranks,
-                category_names=tuple(names), step_marker=ranked[0].step_marker, warnings=tuple(warnings),
+                category_names=tuple(names), step_marker=ranked[0].step_marker,
+                warnings=tuple(_run_warnings(ranked, skip)),
                 gpu_events=sum(one.total_gpu_events for one in ranked))
 
 
@@ -197,7 +206,7 @@ def summarize_runs(runs: Sequence[Sequence[LaunchCounts]], skip: int = 0, label:
     if len(runs) == 1:
         return summarize(runs[0], skip, label, path)
     pooled = summarize([one for run in runs for one in run], skip, label, path)
-    warnings = tuple(f"run {i + 1}: {w}" for i, run in enumerate(runs) for w in summarize(run, skip).warnings)
+    warnings = tuple(f"run {i + 1}: {w}" for i, run in enumerate(runs) for w in _run_warnings(list(run), skip))
     return replace(pooled, warnings=warnings, runs=tuple(tuple(run) for run in runs))
 
 
