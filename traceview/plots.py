@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from traceview.analyses.diff import DiffResult, run_latencies
-from traceview.analyses.latency import bootstrap_changes
+from traceview.analyses.latency import METRIC_LABELS, bootstrap_changes
 from traceview.analyses.summary import AGGREGATE_ROWS
 from traceview.model.counts import LaunchCounts
 from traceview.model.kernel_names import hover_name, kernel_labels, short_kernel_name  # noqa: F401 (notebooks)
@@ -35,7 +35,6 @@ STEP_METRICS = {
     "gpu_span_ns": "GPU span of the step's launches (ms)",
     "gpu_busy_ns": "summed GPU event time (ms)",
 }
-LATENCY_LABELS = {"cpu_step_ms": "CPU step span", "gpu_span_ms": "GPU span"}
 _LAYOUT = dict(template="plotly_white", font=dict(size=12), margin=dict(l=60, r=30, t=60, b=50),
                legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0))
 
@@ -265,7 +264,7 @@ def latency_bootstrap(diff: DiffResult, metric: str | None = None, bins: int = 6
     """The bootstrap distribution of the change of the median step latency (ms) behind ``diff``'s
     interval for ``metric`` (default: the leading one), with the 95 % interval and 0 marked."""
     verdict = next((v for v in diff.latencies if v.metric == (metric or diff.leading)), None)
-    fig = _figure(f"Bootstrap distribution of the median change: {LATENCY_LABELS.get(verdict.metric, '')}"
+    fig = _figure(f"Bootstrap distribution of the median change: {METRIC_LABELS[verdict.metric]}"
                   if verdict else "No step latencies to resample", xaxis_title="after − before (ms)",
                   yaxis_title="resamples", bargap=0.02)
     if verdict is None:

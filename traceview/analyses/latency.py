@@ -25,6 +25,7 @@ FASTER, SLOWER, NO_CHANGE, TOO_FEW = "faster", "slower", "no significant change"
 # interval around one difference): no verdict, and a latency expectation fails instead of passing.
 MIN_STEPS = 3
 METRICS = {"cpu_step_ms": "cpu_dur_ns", "gpu_span_ms": "gpu_span_ns"}  # metric -> LaunchCounts.steps column
+METRIC_LABELS = {"cpu_step_ms": "CPU step span", "gpu_span_ms": "GPU span"}  # how every surface names them
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_SEED = 0
 _CHUNK_VALUES = 1 << 22  # resampled latencies held at once per side (32 MB of float64)

@@ -2,8 +2,8 @@
 
 Each result is first laid out as titled sections of rows (plain strings), so
 the terminal table and the markdown show the same numbers; JSON comes from
-``traceview.analyses.serialize``, CSV is the per-category frame of the Python
-API, and JUnit has one <testcase> per expectation.
+``traceview.analyses.serialize``, CSV is a frame of the Python API (a diff's
+per-category delta, a check's findings), and JUnit has one <testcase> per expectation.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from rich.text import Text
 
 from traceview.analyses.check import CheckResult, RunCheck, all_passed
 from traceview.analyses.diff import DiffResult
+from traceview.analyses.expectations import LATENCY_CI
+from traceview.analyses.latency import METRIC_LABELS
 from traceview.analyses.serialize import check_many_to_dict, check_to_dict, diff_to_dict
 from traceview.analyses.summary import AGGREGATE_ROWS, Side
 from traceview.cli import exit_codes
@@ -74,7 +76,7 @@ def _kernel_section(diff: DiffResult, top: int) -> Section:
 
 def _bound(row) -> str:
     """``<= -2%``, ``< 0 ms``, ``= -58 ± 0.5``: an expectation's operator, number, unit and tolerance."""
-    unit = _blank(getattr(row, "unit", ""))
+    unit = _blank(row.unit)
     unit = unit if unit == "%" else (f" {unit}" if unit else "")
     tol = f" \u00b1 {num(row.tolerance)}{unit}" if row.tolerance else ""
     return f"{row.op} {num(row.expected)}{unit}{tol}"
@@ -82,7 +84,7 @@ def _bound(row) -> str:
 
 def _got(row) -> str:
     """The actual number of a finding; for latency, which end of the 95 % interval it is (or why none)."""
-    if row.category != "latency":
+    if row.category != LATENCY_CI:
         return num(row.actual)
     if row.actual != row.actual:  # NaN: the verdict is "too few steps"
         return "no interval (too few steps for a verdict)"
@@ -113,9 +115,6 @@ def _side_rows(sides: list[Side]) -> Section:
     return section
 
 
-LATENCY_NAMES = {"cpu_step_ms": "CPU step span", "gpu_span_ms": "GPU span"}
-
-
 def _latency_section(diff: DiffResult) -> Section:
     """Medians with the bootstrap 95 % interval of their change and the verdict; GPU busy time (summed
     kernel time, no interval) under them."""
@@ -125,7 +124,7 @@ def _latency_section(diff: DiffResult) -> Section:
                       numeric={1, 2, 3, 4})
     for v in diff.latencies:
         lead = " (leads)" if v.metric == diff.leading and len(diff.latencies) > 1 else ""
-        section.rows.append([LATENCY_NAMES[v.metric] + lead, num(v.before.median_ms, digits=3),
+        section.rows.append([METRIC_LABELS[v.metric] + lead, num(v.before.median_ms, digits=3),
                              num(v.after.median_ms, digits=3), num(v.delta_ms, signed=True, digits=3),
                              num(v.delta_pct, signed=True),
                              f"[{num(v.ci95_ms[0], True, 3)}, {num(v.ci95_ms[1], True, 3)}]",

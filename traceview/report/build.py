@@ -20,6 +20,7 @@ from plotly.offline import get_plotlyjs
 import traceview
 from traceview import plots
 from traceview.analyses.diff import DiffResult
+from traceview.analyses.latency import METRIC_LABELS
 from traceview.analyses.summary import AGGREGATE_ROWS, Side
 from traceview.model.counts import LaunchCounts
 from traceview.report.tables import Column, card, html_table, meta_table, number
@@ -129,7 +130,7 @@ def _latency_card(diff: DiffResult) -> str:
         return ""
     tone = {"faster": "ok", "slower": "bad"}.get(verdict.verdict, "")
     lo, hi = verdict.ci95_ms
-    return card(f"step latency, median ({plots.LATENCY_LABELS[verdict.metric]})",
+    return card(f"step latency, median ({METRIC_LABELS[verdict.metric]})",
                 f"{number(verdict.before.median_ms, 3)} → {number(verdict.after.median_ms, 3)} ms",
                 f'{escape(verdict.verdict)}: 95 % CI [{number(lo, 3, True)}, {number(hi, 3, True)}] ms '
                 f'<a href="#latency">details</a>', tone)
@@ -193,7 +194,7 @@ def _verdict_table(diff: DiffResult) -> str:
     """The median change with its bootstrap 95 % interval and verdict, per metric (as the CLI shows it)."""
     if not diff.latencies:
         return ""
-    rows = pd.DataFrame([{"metric": plots.LATENCY_LABELS[v.metric] + (" (leads)" if v.metric == diff.leading else ""),
+    rows = pd.DataFrame([{"metric": METRIC_LABELS[v.metric] + (" (leads)" if v.metric == diff.leading else ""),
                           "before": v.before.median_ms, "after": v.after.median_ms, "delta": v.delta_ms,
                           "delta_pct": v.delta_pct, "lo": v.ci95_ms[0], "hi": v.ci95_ms[1], "lo_pct": v.ci95_pct[0],
                           "hi_pct": v.ci95_pct[1], "verdict": v.verdict}
