@@ -23,7 +23,7 @@ from traceview.cli.options import (
     TpBinOpt,
     TraceArg,
 )
-from traceview.cli.render import emit, stderr, write_frame
+from traceview.cli.render import cell_text, emit, stderr, write_frame
 
 
 @app.command("kernels")
@@ -76,10 +76,10 @@ def kernels_command(
     for column in ("category", "rule", "per step", "kernel", "dtypes", "launched by", "api"):
         table.add_column(column, justify="right" if column == "per step" else "left", overflow="fold")
     for r in kernels.itertuples(index=False):
-        dtypes = f"{r.src_dtype}→{r.dst_dtype}" if _text(r.src_dtype) else ""
-        launched_by = " under ".join(_text(v) for v in (r.op, r.annotation) if _text(v))
-        table.add_row(str(r.category), _text(r.rule) or "-", f"{r.per_step:g}", str(r.kernel), dtypes, launched_by,
-                      _text(r.launch_api))
+        dtypes = f"{r.src_dtype}→{r.dst_dtype}" if cell_text(r.src_dtype) else ""
+        launched_by = " under ".join(cell_text(v) for v in (r.op, r.annotation) if cell_text(v))
+        table.add_row(str(r.category), cell_text(r.rule) or "-", f"{r.per_step:g}", str(r.kernel), dtypes, launched_by,
+                      cell_text(r.launch_api))
     emit([table], output)
 
 
@@ -94,9 +94,6 @@ def _frames_table(frames: pd.DataFrame, steps: int) -> Table:
     for column in ("category", "per step", "frame"):
         table.add_column(column, justify="right" if column == "per step" else "left", overflow="fold")
     for r in frames.itertuples(index=False):
-        table.add_row(str(r.category), f"{r.per_step:g}", _text(r.frame) or "(none: graph replay or not recorded)")
+        table.add_row(str(r.category), f"{r.per_step:g}", cell_text(r.frame) or "(none: graph replay or not recorded)")
     return table
 
-
-def _text(value: object) -> str:
-    return "" if value is None or value is pd.NA else str(value)

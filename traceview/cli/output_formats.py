@@ -26,6 +26,7 @@ from traceview.analyses.serialize import check_many_to_dict, check_to_dict, diff
 from traceview.analyses.summary import AGGREGATE_ROWS, Side
 from traceview.cli import exit_codes
 from traceview.cli.formats import OutputFormat
+from traceview.cli.render import cell_text, md_cell
 
 
 @dataclass
@@ -48,7 +49,8 @@ def num(value: float, signed: bool = False, digits: int = 2) -> str:
 
 
 def _blank(value: object) -> str:
-    return "" if value is None or value is pd.NA or str(value) in ("", "nan") else str(value)
+    text = cell_text(value)
+    return "" if text == "nan" else text
 
 
 def launched_by(row) -> str:
@@ -200,25 +202,21 @@ def render_table(title: str, sections: list[Section], check: CheckResult) -> lis
     return out
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def render_markdown(title: str, sections: list[Section], check: CheckResult, warnings: tuple[str, ...]) -> str:
     """GitHub-flavoured markdown, to paste into a PR."""
     icon = {"ok": "\u2705", "FAIL": "\u274c", "skip": "\u23ed"}
     lines = [f"### {title}", ""]
     for section in sections:
-        lines += [f"**{section.title}**", "", "| " + " | ".join(_md_cell(h) for h in section.headers) + " |",
+        lines += [f"**{section.title}**", "", "| " + " | ".join(md_cell(h) for h in section.headers) + " |",
                   "|" + "|".join("---:" if i in section.numeric else "---" for i in range(len(section.headers))) + "|"]
         for row in section.rows:
-            cells = [icon.get(row[0], row[0]) if section.title == "Expectations" and i == 0 else _md_cell(c)
+            cells = [icon.get(row[0], row[0]) if section.title == "Expectations" and i == 0 else md_cell(c)
                      for i, c in enumerate(row)]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines.append(("\u2705 " if check.passed else "\u274c ") + _verdict(check))
     if warnings:
-        lines += ["", "<details><summary>Warnings</summary>", ""] + [f"- {_md_cell(w)}" for w in warnings]
+        lines += ["", "<details><summary>Warnings</summary>", ""] + [f"- {md_cell(w)}" for w in warnings]
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 

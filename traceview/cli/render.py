@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from rich.console import Console, RenderableType
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from traceview.cli.formats import OutputFormat
 from traceview.errors import TraceviewError
@@ -114,10 +121,16 @@ def _json_scalar(value: object) -> object:
     return value.item() if hasattr(value, "item") else str(value)
 
 
-def _cell(value: object) -> str:
+def cell_text(value: object) -> str:
+    """A table cell's text: "" for a missing value (None, <NA>, NaN), never "None", "<NA>" or "nan"."""
     import pandas as pd
 
     return "" if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def md_cell(text: str) -> str:
+    """``text`` safe inside a markdown table cell: ``|`` escaped, one line."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def frame_markdown(frame: pd.DataFrame) -> str:
@@ -125,7 +138,7 @@ def frame_markdown(frame: pd.DataFrame) -> str:
     import pandas as pd
 
     def row(cells) -> str:
-        return "| " + " | ".join(_cell(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+        return "| " + " | ".join(md_cell(cell_text(c)) for c in cells) + " |"
 
     numeric = [pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in frame.dtypes]
     lines = [row(frame.columns), "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]

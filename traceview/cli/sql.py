@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 from rich.text import Text
@@ -13,7 +12,7 @@ from traceview.cli.app import app
 from traceview.cli.common import engine_config, load
 from traceview.cli.formats import FormatOpt, output_format
 from traceview.cli.options import OutputOpt, QuietOpt, StrictOpt, TpBinOpt, TraceArg
-from traceview.cli.render import emit, write_frame
+from traceview.cli.render import cell_text, emit, write_frame
 
 
 @app.command("sql")
@@ -38,5 +37,5 @@ def sql_command(
     if not write_frame(frame, fmt, output):
         table = Table(*[str(c) for c in frame.columns], show_lines=False)
         for row in frame.itertuples(index=False):
-            table.add_row(*[Text("" if v is None or v is pd.NA else str(v)) for v in row])
+            table.add_row(*[Text(cell_text(v)) for v in row])
         emit([table], output)
