@@ -10,7 +10,6 @@ from 0. File format: docs/ci.md.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
@@ -23,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from traceview.analyses.check import CheckResult
-from traceview.analyses.expectations import AGGREGATES, FINDING_COLUMNS
+from traceview.analyses.expectations import AGGREGATES, EPS, FINDING_COLUMNS, unknown_category
 from traceview.errors import RulesError, TraceviewError
 from traceview.model.categories import category_order, load_category_rules
 from traceview.model.counts import LaunchCounts
@@ -31,8 +30,6 @@ from traceview.model.rules import checked_table, read_toml
 
 # What an entry is keyed by, for each --by.
 KEYS = {"category": ("category",), "kernel": ("category", "kernel"), "frame": ("category", "frame")}
-# Per-step means are averages of integers: this absorbs their rounding (as expectations._EPS does).
-_EPS = 1e-9
 _TOLERANCE = re.compile(r"^\s*(?P<n>\d+(?:\.\d*)?|\.\d+)\s*(?P<pct>%)?\s*$")
 _COMMENT = re.compile(r"^#\s*(?P<key>rules|skip):\s*(?P<value>\S+)", re.MULTILINE)
 COMPARE_COLUMNS = ["category", "kernel", "frame", "budget", "actual", "delta", "allowed", "status", "op"]
@@ -82,12 +79,6 @@ def rules_digest(rules_path: Path | None = None) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _steady_rows(counts: LaunchCounts, skip: int) -> tuple[pd.DataFrame, int]:
-    steady = counts.steady_steps(skip)["step"]
-    rows = counts.in_steps()
-    return rows[rows["step"].isin(steady)], len(steady)
-
-
 def _require_frames(counts: Sequence[LaunchCounts]) -> None:
     if not any(c.python_frames for c in counts):
         raise TraceviewError(counts[0].path, "has no Python frames (recorded without with_stack), so --by frame has "
@@ -108,7 +99,7 @@ def launches_by(counts: Sequence[LaunchCounts], by: str, skip: int = 0) -> pd.Da
     keys = list(KEYS[by])
     parts = []
     for one in counts:
-        rows, steps = _steady_rows(one, skip)
+        rows, steps = one.steady_launches(skip)
         rows = rows.assign(kernel=rows["kernel"].fillna("") if by == "kernel" else "",
                            frame=rows["frame"].fillna("") if by == "frame" else "",
                            who=rows["op"].fillna(rows["launch_api"] + " under " + rows["annotation"])
@@ -139,7 +130,7 @@ def _top(rows: pd.DataFrame, keys: list[str], key: tuple, column: str) -> str:
 
 
 def _toml_number(value: float) -> str:
-    return str(int(round(value))) if abs(value - round(value)) < _EPS else repr(round(value, 6))
+    return str(int(round(value))) if abs(value - round(value)) < EPS else repr(round(value, 6))
 
 
 def budget_toml(table: pd.DataFrame, by: str, header: Sequence[str]) -> str:
@@ -225,13 +216,12 @@ def compare(budget: Budget, counts: Sequence[LaunchCounts], tolerance: Tolerance
     # The budget's order, then entries it lacks, as the run has them.
     merged = merged.sort_values("order", na_position="last", kind="stable").drop(columns="order")
     merged[["budget", "actual"]] = merged[["budget", "actual"]].fillna(0.0)
-    merged["status"] = ""  # set below; a row without "written" is an entry the budget lacks
     merged = merged.fillna({"kernel": "", "frame": "", "op": "", "top_frame": ""})
     merged["delta"] = merged["actual"] - merged["budget"]
     merged["allowed"] = [tolerance.allowed(b) for b in merged["budget"]]
-    grown = merged["delta"] > merged["allowed"] + _EPS
+    grown = merged["delta"] > merged["allowed"] + EPS
     new = merged["written"].isna().to_numpy()
-    merged["status"] = [("new" if n else "grown") if g else ("shrunk" if d < -_EPS else "ok")
+    merged["status"] = [("new" if n else "grown") if g else ("shrunk" if d < -EPS else "ok")
                         for g, d, n in zip(grown, merged["delta"], new)]
     merged["op"] = [op + (f" @ {frame}" if frame and budget.by != "frame" else "")
                     for op, frame in zip(merged["op"], merged["top_frame"])]
@@ -265,8 +255,8 @@ def as_findings(result: BudgetResult) -> pd.DataFrame:
         why = ("shrank: lock it in with traceview budget write" if r.status == "shrunk" else
                ("new: not in the budget" if r.status == "new" else ""))
         rows.append({"category": _label(r, result.by), "field": "value", "op": "<=", "expected": r.budget,
-                     "tolerance": r.allowed, "actual": r.actual, "ok": r.status not in ("grown", "new"), "skipped": False,
-                     "expression": said, "why": why, "unit": ""})
+                     "tolerance": r.allowed, "actual": r.actual, "ok": r.status not in ("grown", "new"),
+                     "skipped": False, "expression": said, "why": why, "unit": ""})
     frame = pd.DataFrame(rows, columns=FINDING_COLUMNS)
     return frame.astype({"category": "string", "field": "string", "op": "string", "expected": "float64",
                          "tolerance": "float64", "actual": "float64", "ok": "bool", "skipped": "bool",
@@ -301,9 +291,7 @@ class Limits:
             known = [*category_order(load_category_rules(rules_path)), *AGGREGATES]
             for name in budget.entries["category"]:
                 if name not in known:
-                    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-                    hint = f"; did you mean {close[0]!r}?" if close else ""
-                    raise RulesError(budget.source, f"unknown category {name!r}{hint} (known: {', '.join(known)})")
+                    raise unknown_category(name, known, budget.source)
         return cls(budget, parse_tolerance(tolerance), rules_digest(rules_path))
 
     def apply(self, check: CheckResult, counts: Sequence[LaunchCounts],

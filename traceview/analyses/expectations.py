@@ -33,15 +33,15 @@ LATENCY = ("step_ms", "step_pct")
 # The bootstrapped median-latency change (a diff's delta only); its expected number carries a unit.
 LATENCY_CI = "latency"
 LATENCY_UNITS = ("ms", "%")
-# Per-step means are float averages of integers: _EPS absorbs their rounding, widening the
+# Per-step means are float averages of integers: EPS absorbs their rounding, widening the
 # inclusive operators and narrowing the strict ones (4 - 1e-13 is not < 4).
-_EPS = 1e-9
+EPS = 1e-9
 OPS: dict[str, Callable[[float, float, float], bool]] = {
-    "=": lambda actual, expected, tol: abs(actual - expected) <= tol + _EPS,
-    "<=": lambda actual, expected, tol: actual <= expected + tol + _EPS,
-    ">=": lambda actual, expected, tol: actual >= expected - tol - _EPS,
-    "<": lambda actual, expected, tol: actual < expected + tol - _EPS,
-    ">": lambda actual, expected, tol: actual > expected - tol + _EPS,
+    "=": lambda actual, expected, tol: abs(actual - expected) <= tol + EPS,
+    "<=": lambda actual, expected, tol: actual <= expected + tol + EPS,
+    ">=": lambda actual, expected, tol: actual >= expected - tol - EPS,
+    "<": lambda actual, expected, tol: actual < expected + tol - EPS,
+    ">": lambda actual, expected, tol: actual > expected - tol + EPS,
 }
 FIELDS = ("delta", "value")
 FINDING_COLUMNS = ["category", "field", "op", "expected", "tolerance", "actual", "ok", "skipped", "expression", "why",
@@ -88,13 +88,19 @@ def _number(text: str) -> float:
     return float(text.replace("\u2212", "-"))
 
 
+def unknown_category(name: str, known: Iterable[str], source: str | None, where: str = "") -> RulesError:
+    """The error for a category name the rules do not have, with the closest known name as a hint."""
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return RulesError(source, f"{where + ': ' if where else ''}unknown category {name!r}{hint} "
+                              f"(known: {', '.join(known)})")
+
+
 def _check_name(name: str, known: tuple[str, ...], source: str | None, where: str, field: str) -> None:
     # latency is always known: it names no category of the rules, and every diff has step latencies.
     if name not in known and name != LATENCY_CI:
-        candidates = known + (LATENCY_CI,)
-        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise RulesError(source, f"{where}: unknown category {name!r}{hint} (known: {', '.join(candidates)})")
+        raise unknown_category(name, known + (LATENCY_CI,), source, where)
     if name == "step_pct" and field != "delta":
         raise RulesError(source, f"{where}: step_pct is a change in percent, only a delta (traceview diff)")
     if name == LATENCY_CI and field != "delta":

@@ -108,6 +108,12 @@ class LaunchCounts:
         return pd.DataFrame({"mean": table.mean(), "median": table.median(), "min": table.min(),
                              "max": table.max()}).astype("float64")
 
+    def steady_launches(self, skip: int = 0) -> tuple[pd.DataFrame, int]:
+        """The launch groups of the steady steps (``skip`` dropped) and how many steady steps there are."""
+        steady = self.steady_steps(skip)["step"]
+        rows = self.in_steps()
+        return rows[rows["step"].isin(steady)], len(steady)
+
     def kernels(self, skip: int = 0) -> pd.DataFrame:
         """Per kernel name (and dtype pair) over steady steps: launches per step, category, launching op.
 
@@ -115,13 +121,11 @@ class LaunchCounts:
         none), kernel, src_dtype, dst_dtype, op, annotation, launch_api (string, <NA> = none),
         launches (total, int64), gpu_dur_ns (int64), per_step (float64 mean over steady steps).
         """
-        steady = set(self.steady_steps(skip)["step"].tolist())
-        rows = self.in_steps()
-        rows = rows[rows["step"].isin(steady)]
+        rows, steps = self.steady_launches(skip)
         keys = ["category", "rule", "kernel", "src_dtype", "dst_dtype", "op", "annotation", "launch_api"]
         grouped = rows.groupby(keys, dropna=False, observed=True).agg(
             launches=("launches", "sum"), gpu_dur_ns=("gpu_dur_ns", "sum")).reset_index()
-        grouped["per_step"] = grouped["launches"] / max(len(steady), 1)
+        grouped["per_step"] = grouped["launches"] / max(steps, 1)
         grouped = grouped.sort_values(["category", "launches"], ascending=[True, False], ignore_index=True)
         return typed(grouped, KERNEL_DTYPES)[list(KERNEL_DTYPES)]
 
@@ -132,11 +136,9 @@ class LaunchCounts:
         Columns (FRAME_DTYPES): category, frame (string), launches (total over steady steps, int64),
         per_step (float64 mean over steady steps). Categories in rule order, then most launches first.
         """
-        steady = self.steady_steps(skip)["step"]
-        rows = self.in_steps()
-        rows = rows[rows["step"].isin(steady)]
+        rows, steps = self.steady_launches(skip)
         grouped = rows.groupby(["category", "frame"], dropna=False, observed=True)["launches"].sum().reset_index()
-        grouped["per_step"] = grouped["launches"] / max(len(steady), 1)
+        grouped["per_step"] = grouped["launches"] / max(steps, 1)
         rank = {name: i for i, name in enumerate(self.categories)}
         grouped["order"] = grouped["category"].map(rank).fillna(len(rank))
         grouped = grouped.sort_values(["order", "launches", "frame"], ascending=[True, False, True], ignore_index=True)
