@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from traceview.analyses.diff import DiffResult, run_latencies
-from traceview.analyses.latency import METRIC_LABELS, bootstrap_changes
+from traceview.analyses.diff import DiffResult
+from traceview.analyses.latency import METRIC_LABELS
 from traceview.analyses.summary import AGGREGATE_ROWS
 from traceview.model.counts import LaunchCounts
 from traceview.model.kernel_names import hover_name, kernel_labels, short_kernel_name  # noqa: F401 (notebooks)
@@ -146,10 +146,7 @@ def _delta_bars(fig: go.Figure, labels: list[str], hover_names: list[str], befor
 
 def step_times(counts: LaunchCounts) -> pd.DataFrame:
     """Per step: ``step``, ``name``, ``cpu_dur_ns``, ``gpu_span_ns`` (<NA> with no GPU event), ``gpu_busy_ns``."""
-    steps = counts.steps
-    return pd.DataFrame({"step": steps["step"], "name": steps["name"], "cpu_dur_ns": steps["cpu_dur_ns"],
-                         "gpu_span_ns": (steps["gpu_end_ns"] - steps["gpu_start_ns"]).astype("Int64"),
-                         "gpu_busy_ns": steps["gpu_busy_ns"]})
+    return counts.steps[["step", "name", "cpu_dur_ns", "gpu_span_ns", "gpu_busy_ns"]]
 
 
 def _durations_ms(counts: LaunchCounts, metric: str, skip: int) -> pd.DataFrame:
@@ -263,15 +260,14 @@ def _display_path(path: str) -> str:
 def latency_bootstrap(diff: DiffResult, metric: str | None = None, bins: int = 60) -> go.Figure:
     """The bootstrap distribution of the change of the median step latency (ms) behind ``diff``'s
     interval for ``metric`` (default: the leading one), with the 95 % interval and 0 marked."""
-    verdict = next((v for v in diff.latencies if v.metric == (metric or diff.leading)), None)
+    verdict = (diff.latency_verdict if metric is None
+               else next((v for v in diff.latencies if v.metric == metric), None))
     fig = _figure(f"Bootstrap distribution of the median change: {METRIC_LABELS[verdict.metric]}"
                   if verdict else "No step latencies to resample", xaxis_title="after − before (ms)",
                   yaxis_title="resamples", bargap=0.02)
     if verdict is None:
         return fig
-    changes = bootstrap_changes(run_latencies(diff.before, verdict.metric), run_latencies(diff.after, verdict.metric),
-                                verdict.resamples, verdict.seed)
-    fig.add_histogram(x=changes, nbinsx=bins, marker_color=SIDE_COLORS[0], name="resampled change",
+    fig.add_histogram(x=verdict.changes, nbinsx=bins, marker_color=SIDE_COLORS[0], name="resampled change",
                       hovertemplate="%{x} ms: %{y} resamples<extra></extra>")
     for x, text in ((verdict.ci95_ms[0], "2.5 %"), (verdict.ci95_ms[1], "97.5 %")):
         fig.add_vline(x=x, line_dash="dash", line_color=REMOVED_COLOR, annotation_text=text)

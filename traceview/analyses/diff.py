@@ -130,7 +130,7 @@ def _kernel_frame(before: Side, after: Side) -> pd.DataFrame:
     return out[KERNEL_DIFF_COLUMNS].astype({c: "string" for c in KERNEL_KEYS + ["op", "annotation", "launch_api"]})
 
 
-def run_latencies(side: Side, metric: str) -> list[np.ndarray]:
+def _run_latencies(side: Side, metric: str) -> list[np.ndarray]:
     """Per-step ``metric`` (ms) of each run of ``side``; a run's ranks pool their steps (one run, one clock)."""
     return [np.concatenate(step_latencies(run, metric, side.skip)) for run in side.runs]
 
@@ -141,7 +141,7 @@ def _latencies(before: Side, after: Side, resamples: int, seed: int) -> tuple[tu
     verdicts = []
     series = {}
     for metric in ("cpu_step_ms", "gpu_span_ms"):
-        b, a = run_latencies(before, metric), run_latencies(after, metric)
+        b, a = _run_latencies(before, metric), _run_latencies(after, metric)
         if all(len(run) for run in b + a):  # a run whose steps launched no GPU work has no GPU span
             series[metric] = b + a
             verdicts.append(bootstrap_latency(b, a, metric, resamples, seed))

@@ -12,7 +12,7 @@ The 95 % interval is the 2.5th to 97.5th percentile of the resampled changes; a 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -62,6 +62,8 @@ class LatencyVerdict:
     verdict: str
     resamples: int
     seed: int
+    # The resampled changes (ms) the interval is read from: for plotting the bootstrap distribution.
+    changes: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
 
 
 def as_runs(latencies: Runs) -> list[np.ndarray]:
@@ -143,13 +145,6 @@ def _resampled(before: list[np.ndarray], after: list[np.ndarray], resamples: int
     return med_before, _medians(after, resamples, rng) - med_before
 
 
-def bootstrap_changes(before: Runs, after: Runs, resamples: int = DEFAULT_RESAMPLES,
-                      seed: int = DEFAULT_SEED) -> np.ndarray:
-    """The ``resamples`` resampled changes of the median (ms) behind ``bootstrap_latency``'s interval,
-    with the same inputs and seed: for plotting the bootstrap distribution."""
-    return _resampled(as_runs(before), as_runs(after), resamples, seed)[1]
-
-
 def _verdict(lo: float, hi: float) -> str:
     if hi < 0:
         return FASTER
@@ -181,7 +176,7 @@ def bootstrap_latency(before: Runs, after: Runs, metric: str = "cpu_step_ms", re
     delta = a.median_ms - b.median_ms
     verdict = TOO_FEW if min(b.n, a.n) < MIN_STEPS else _verdict(lo, hi)
     return LatencyVerdict(metric, b, a, delta, delta / b.median_ms * 100.0, (lo, hi), (lo_pct, hi_pct),
-                          verdict, resamples, seed)
+                          verdict, resamples, seed, change)
 
 
 def leading_metric(cpu_step_ms: Runs, gpu_span_ms: Runs) -> str:
