@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import wasmtime
@@ -18,9 +17,15 @@ from conftest import public_trace, write_trace
 from kineto import KinetoTrace
 
 from traceview.cli.app import run
-from traceview.engine import EngineConfig, open_trace
+from traceview.engine import (
+    EngineConfig,
+    backends,
+    open_trace,
+    wasm_imports,
+    wasm_traps,
+    watchdog,
+)
 from traceview.engine import api as engine_api
-from traceview.engine import backends, wasm_host, watchdog
 from traceview.engine.backends import resolve_shell
 from traceview.engine.formats import inspect_file, iter_chunks, prefetch
 from traceview.engine.kineto.pipeline import CanonicalJson, JsonLoadOptions
@@ -261,10 +266,11 @@ def test_out_of_memory_crash_log_reads_as_out_of_wasm_memory() -> None:
     stderr = ["[1120.562] ... PERFETTO_CHECK(res) (errno: 48, Out of memory)",
               "-----BEGIN PERFETTO PRE-CRASH LOG-----\ntrace_uuid: 5cf1\nLoading trace 1536.00 MB\n"
               "-----END PERFETTO PRE-CRASH LOG-----\n"]
-    assert wasm_host._meaningful_log_lines(stderr) == ["[1120.562] ... PERFETTO_CHECK(res) (errno: 48, Out of memory)"]
-    fake = SimpleNamespace(_state=SimpleNamespace(stderr=stderr))
-    reason = wasm_host.WasmTraceProcessor._trap_reason(fake, RuntimeError("wasm trap: wasm `unreachable` executed"))
-    # open_trace retries on memory64 exactly when the reason says "memory".
+    logged = wasm_traps.meaningful_log_lines(stderr)
+    assert logged == ["[1120.562] ... PERFETTO_CHECK(res) (errno: 48, Out of memory)"]
+    message = wasm_traps.wasmtime_message(RuntimeError("wasm trap: wasm `unreachable` executed"))
+    reason = wasm_traps.trap_reason(message, logged)
+    # The reason names the heap: the processor logged its allocation failure before it aborted.
     assert reason == "trace processor ran out of wasm memory ([1120.562] ... PERFETTO_CHECK(res) (errno: 48, Out of memory))"
 
 
@@ -273,7 +279,7 @@ def test_host_functions_get_i32_arguments_unsigned() -> None:
 
     seen = []
     i32 = wasmtime.ValType.i32()
-    typed = wasm_host._typed(lambda size: seen.append(size) or size, wasmtime.FuncType([i32], [i32]))
+    typed = wasm_imports.typed(lambda size: seen.append(size) or size, wasmtime.FuncType([i32], [i32]))
     # wasmtime-py passes a 3 GiB heap request as -1073741824; the handler must see 3221225472, and an i32
     # result above 2**31 goes back signed.
     assert typed(-(1 << 30)) == -(1 << 30)

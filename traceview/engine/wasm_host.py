@@ -18,9 +18,8 @@ from pathlib import Path
 import wasmtime
 
 from traceview.engine.module_cache import engine_config, load_module
-from traceview.engine.wasm_imports import WASM_PAGE, HostState, build_imports, typed
+from traceview.engine.wasm_imports import WASM_PAGE, HostState, build_imports
 from traceview.engine.wasm_traps import (
-    HeapRefusal,
     WasmTrap,
     is_out_of_memory,
     meaningful_log_lines,
@@ -28,10 +27,6 @@ from traceview.engine.wasm_traps import (
     wasmtime_message,
 )
 from traceview.engine.watchdog import CpuWatchdog, is_interrupt, load_budget_seconds
-
-# The names these helpers had when they lived here, which tests/test_engine.py still uses.
-_typed = typed
-_meaningful_log_lines = meaningful_log_lines
 
 # Perfetto UI uses a 32 MiB request buffer; larger requests are fed in slices
 # because the server side reassembles the byte stream itself. One RPC message
@@ -114,13 +109,10 @@ class WasmTraceProcessor:
         """The trap as one line, flagged when it was the heap running out (wasm_traps.py)."""
         if isinstance(err.__cause__, WasmTrap):  # a host function's own trap, wrapped by wasmtime
             err = err.__cause__
+        message, logged = wasmtime_message(err), meaningful_log_lines(self._state.stderr)
         refusal = self._state.heap_refusal
-        out_of_memory = is_out_of_memory(wasmtime_message(err), meaningful_log_lines(self._state.stderr), refusal)
-        return WasmTrap(self._trap_reason(err, refusal, self.memory64), out_of_memory)
-
-    def _trap_reason(self, err: BaseException, refusal: HeapRefusal | None = None, memory64: bool = False) -> str:
-        """One line: out of memory, else the processor's own last words if it logged any, else wasmtime's."""
-        return trap_reason(wasmtime_message(err), meaningful_log_lines(self._state.stderr), refusal, memory64)
+        return WasmTrap(trap_reason(message, logged, refusal, self.memory64),
+                        is_out_of_memory(message, logged, refusal))
 
     def send(self, data: bytes) -> list[bytes]:
         """Feeds request bytes; returns the reply chunks they produced.
