@@ -18,7 +18,8 @@ from traceview.cli.app import app
 from traceview.cli.common import engine_config
 from traceview.cli.formats import FormatOpt, OutputFormat, output_format
 from traceview.cli.options import OutputOpt, QuietOpt, RulesOpt, SkipOpt, StepMarkerOpt, TpBinOpt
-from traceview.cli.render import emit, load_progress
+from traceview.cli.output_formats import xml_text
+from traceview.cli.render import emit, load_progress, md_cell
 
 DOCTOR_SCHEMA = "traceview.doctor/1"
 FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.csv, OutputFormat.markdown, OutputFormat.junit)
@@ -60,8 +61,7 @@ def _junit(findings: list[Finding], result: Verdict) -> str:
             else:
                 fix = f"\nfix: {finding.fix}" if finding.fix else ""
                 ET.SubElement(case, "system-out").text = f"{finding.status}: {finding.summary}{fix}"
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return xml_text(root)
 
 
 def _markdown(findings: list[Finding], result: Verdict) -> str:
@@ -70,7 +70,7 @@ def _markdown(findings: list[Finding], result: Verdict) -> str:
         lines += [f"**{trace}**", "", "| | check | finding | fix |", "|---|---|---|---|"]
         for f in group:
             cells = [_ICON[f.status] + " " + f.status, f.check, f.summary, f.fix if f.status != PASS else ""]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
         lines.append("")
     return "\n".join(lines + [f"{_ICON[result.status]} **{result.status}**: {result.summary}"]) + "\n"
 

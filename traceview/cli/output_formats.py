@@ -246,7 +246,7 @@ def _junit_suite(root: ET.Element, suite: str, check: CheckResult, properties: d
     ET.SubElement(node, "system-out").text = summary
 
 
-def _xml_text(root: ET.Element) -> str:
+def xml_text(root: ET.Element) -> str:
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -255,7 +255,7 @@ def render_junit(suite: str, check: CheckResult, properties: dict[str, str], sum
     """JUnit XML: one <testcase> per expectation, a <failure> when it fails, <skipped> when it does not apply."""
     root = ET.Element("testsuites", name="traceview", **_junit_counts(check.findings))
     _junit_suite(root, suite, check, properties, summary)
-    return _xml_text(root)
+    return xml_text(root)
 
 
 def render_junit_suites(suites: list[tuple[str, CheckResult, dict[str, str], str]]) -> str:
@@ -264,7 +264,7 @@ def render_junit_suites(suites: list[tuple[str, CheckResult, dict[str, str], str
     root = ET.Element("testsuites", name="traceview", **_junit_counts(findings))
     for suite, check, properties, summary in suites:
         _junit_suite(root, suite, check, properties, summary)
-    return _xml_text(root)
+    return xml_text(root)
 
 
 def failure_lines(check: CheckResult) -> list[str]:
