@@ -8,6 +8,7 @@ report is exported once however often it is counted, and a changed report again.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -29,6 +30,13 @@ def export_dir() -> Path:
     return cache_root() / "nsys"
 
 
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, identity: tuple[int, ...]) -> str:
+    """A report's SHA-256, once per process while the file is unchanged (``identity``): one load
+    sniffs the file several times, and a report is often hundreds of MB."""
+    return file_sha256(Path(path))
+
+
 def exported(path: Path) -> Path:
     """The SQLite export of report ``path``, made with ``nsys`` on PATH unless already cached.
 
@@ -39,7 +47,9 @@ def exported(path: Path) -> Path:
         raise TraceLoadError(path, f"is an Nsight Systems report and nsys is not on PATH to export it: run "
                                    f"`{export_command(path)}` and pass the .sqlite file")
     try:
-        out = export_dir() / f"{file_sha256(path)}.sqlite"
+        stat = path.stat()
+        identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        out = export_dir() / f"{_digest(str(path.resolve()), identity)}.sqlite"
         if out.is_file():
             return out
         out.parent.mkdir(parents=True, exist_ok=True)
