@@ -149,3 +149,18 @@ def test_ray_executor_matches_the_process_pool(ranks: Path, local_ray) -> None:
     assert on_ray["error"].notna().sum() == 1
     with pytest.raises(TraceLoadError, match="not a trace"):
         counts_many([ranks / "notes.txt"], executor="ray")
+
+
+def test_traces_side_by_side_share_the_cores_this_process_may_use(monkeypatch) -> None:
+    """Under `taskset -c 0-7` on a 16-CPU host, 8 traces get one core each, not the machine's 16 / 8 = 2
+    (which put 24 decoding processes on 8 cores)."""
+    import os
+
+    from traceview.batch import _share_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    engine = _share_cores(BatchConfig(), 8).engine
+    assert (engine.workers, engine.shards) == (1, 1)
+    engine = _share_cores(BatchConfig(), 2).engine
+    assert (engine.workers, engine.shards) == (4, 4)

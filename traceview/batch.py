@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import glob
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -31,6 +30,7 @@ import pandas as pd
 from traceview import errors
 from traceview.cache import cached_analyze, wasm_dir
 from traceview.engine import EngineConfig
+from traceview.engine.kineto.pipeline import usable_cores
 from traceview.errors import TraceLoadError, TraceviewError
 from traceview.model.counts import LaunchCounts
 from traceview.model.ranks import rank_label, scan_traces, trace_files
@@ -172,7 +172,7 @@ def _share_cores(config: BatchConfig, jobs: int) -> BatchConfig:
     """Traces counted side by side split the cores among their JSON decoding processes and their
     trace processors."""
     engine = config.engine or EngineConfig(cache_dir=wasm_dir())
-    share = max(1, (os.cpu_count() or 1) // jobs)
+    share = max(1, usable_cores() // jobs)
     return replace(config, engine=replace(engine, workers=engine.workers or share,
                                           shards=share if engine.shards is None else engine.shards))
 
@@ -184,7 +184,7 @@ def analyze_many(paths: Iterable[str | Path], jobs: int | None = None, executor:
 
     Returns {path: LaunchCounts}, in input order; with ``config.failures ==
     "record"`` a trace that could not be counted maps to its TraceviewError.
-    ``jobs`` defaults to ``os.cpu_count()``; ``address`` is a Ray cluster
+    ``jobs`` defaults to the CPUs this process may use; ``address`` is a Ray cluster
     address (None starts a local Ray instance, ``"auto"`` joins a running one).
     """
     config = config or BatchConfig()
@@ -195,7 +195,7 @@ def analyze_many(paths: Iterable[str | Path], jobs: int | None = None, executor:
     files = [str(p) for p in expand_paths(paths)]
     if not files:
         return {}
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(files)))
+    jobs = max(1, min(jobs or usable_cores(), len(files)))
     config = _share_cores(config, jobs)
     results: dict[str, LaunchCounts | TraceviewError] = {}
 

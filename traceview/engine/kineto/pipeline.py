@@ -35,16 +35,22 @@ from pathlib import Path
 
 import numpy as np
 
+from traceview.engine.formats import ProgressFn
 from traceview.engine.kineto import shards
 from traceview.engine.kineto.emit import Emitter, Plan
 from traceview.engine.kineto.kinds import ANNOTATION, CPU_OP, GPU_KINDS, LAUNCH, MEMSET, PYTHON
 from traceview.engine.kineto.lanes import nest
 from traceview.engine.kineto.ledger import Ledger
-from traceview.engine.kineto.piece import (Piece, PieceError, PieceOptions, decode_piece, decode_range,
-                                           first_timestamp_ns)
+from traceview.engine.kineto.piece import (
+    Piece,
+    PieceError,
+    PieceOptions,
+    decode_piece,
+    decode_range,
+    first_timestamp_ns,
+)
 from traceview.engine.kineto.split import Document, RawPiece, split_events, split_file
 from traceview.engine.kineto.workers import WorkerPool
-from traceview.engine.formats import ProgressFn
 from traceview.errors import TraceLoadError
 
 # The processor reads "ts" as a double of microseconds and rounds to the ns:
@@ -56,8 +62,8 @@ REBASE_MARGIN_NS = 1 << 50
 SECOND_NS = 1_000_000_000
 # Each decoding process holds ~10x its piece while decoding it: 4 MiB keeps 16 of them under the file's size.
 PIECE_BYTES = 4 << 20
-POOL_MIN_BYTES = 48 << 20
-NEST_WORKERS = 4  # processes kept after the decode, to nest long tracks side by side  # below this a process pool costs more than it saves
+POOL_MIN_BYTES = 48 << 20  # below this a process pool costs more than it saves
+NEST_WORKERS = 4  # processes kept after the decode, to nest long tracks side by side
 
 
 @dataclass(frozen=True)
@@ -93,10 +99,11 @@ def _worker_count(options: JsonLoadOptions, size_hint: int) -> int:
         return max(1, options.workers)
     if size_hint < POOL_MIN_BYTES:
         return 1
-    return max(1, min(_cores(), size_hint // options.piece_bytes))
+    return max(1, min(usable_cores(), size_hint // options.piece_bytes))
 
 
-def _cores() -> int:
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity: taskset, a container's cpuset), not the machine's."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -249,7 +256,10 @@ def _nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, kind: np.ndarray,
 def _plan(pieces: list[Piece], options: JsonLoadOptions, ledger: Ledger, pool=None) -> Plan:
     sizes = [len(p.kind) for p in pieces]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    cat = (lambda name: np.concatenate([getattr(p, name) for p in pieces]) if pieces else np.zeros(0, np.int64))
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in pieces]) if pieces else np.zeros(0, np.int64)
+
     kind, ts, dur, corr, named = cat("kind"), cat("ts"), cat("dur"), cat("corr"), cat("named")
     track, tracks = _global_tracks(pieces)
     new_corr, sharing = _scope_correlations(kind, track, ts, corr, tracks)
@@ -267,7 +277,7 @@ def _plan(pieces: list[Piece], options: JsonLoadOptions, ledger: Ledger, pool=No
         lane, parent = _nest(track, ts, dur, kind, None, pool)
         keep = np.ones(len(kind), dtype=bool)
     plan = Plan(offsets, keep, lane, track, tracks, new_corr)
-    count = shards.shard_count(_fed_bytes(pieces, plan)[0], _cores(), options.shards) if options.lean else 1
+    count = shards.shard_count(_fed_bytes(pieces, plan)[0], usable_cores(), options.shards) if options.lean else 1
     if count > 1:
         plan.shard_lo, plan.shard_hi = shards.assign(kind, ts, dur, corr, keep, launches, count)
         plan.shards = int(plan.shard_hi.max(initial=0)) + 1
