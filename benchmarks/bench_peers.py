@@ -21,7 +21,8 @@ The tools:
 The per-step kernel counts of every counting tool are compared with each other
 and with the trace's ``<trace>.expected.json``. The *ranks* scenario counts N
 hard links of one real-shaped trace with the CLI, one rank alone and then the
-directory with ``--jobs N``.
+directory with ``--jobs N``; then, pinned with CPU affinity, one rank on one core
+against N ranks on N cores, beside the same pair for the orjson + Python count.
 
     python -m benchmarks.bench_peers                          # everything (an hour or more on 2 cores)
     python -m benchmarks.bench_peers --shapes real --sizes 100MB --tools orjson_count traceview_cold
@@ -257,19 +258,22 @@ def _tree_rss_kib(root: int) -> int:
     return total
 
 
-def measure_command(cmd: list[str], timeout_s: float, env: dict[str, str], log: Path, tree: bool = False) -> dict:
+def measure_command(cmd: list[str], timeout_s: float, env: dict[str, str], log: Path, tree: bool = False,
+                    cpus: list[int] | None = None) -> dict:
     """One fresh process running ``cmd`` (output to ``log``); wall, CPU and peak RSS from that child (wait4).
 
     CPU and ``ru_maxrss`` include the children it waited for (the maximum over them, not a sum); with
-    ``tree`` the whole process tree's summed RSS is also sampled every 0.25 s. On timeout the child's
-    process group (it runs in a session of its own) is killed.
+    ``tree`` the whole process tree's summed RSS is also sampled every 0.25 s. ``cpus`` pins the process
+    (and so its children) to those CPUs. On timeout the child's process group (it runs in a session of
+    its own) is killed.
     """
     record = {"load_avg_before": round(os.getloadavg()[0], 2), "mem_available_mib_before": _mem_available_mib()}
     timed_out, peak_tree, sampled, waited = False, 0, 0.0, (0, 0, None)
     with log.open("w") as log_fh:
         start = time.perf_counter()
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log_fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=pin)
         try:
             while not (waited := os.wait4(proc.pid, os.WNOHANG))[0]:
                 now = time.perf_counter()
@@ -290,6 +294,7 @@ def measure_command(cmd: list[str], timeout_s: float, env: dict[str, str], log: 
     _, status, usage = waited
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
     record.update(wall_s=round(wall, 2), cpu_s=round(usage.ru_utime + usage.ru_stime, 2),
+                  sys_s=round(usage.ru_stime, 2),
                   peak_rss_mib=usage.ru_maxrss >> 10, exit_code=proc.returncode, timed_out=timed_out,
                   load_avg_after=round(os.getloadavg()[0], 2), log=str(log.relative_to(REPO)))
     if tree:
@@ -422,7 +427,7 @@ def check_ranks(payload: dict, n: int, expected: dict) -> dict:
             "outside_per_rank": expected["outside"], "first_mismatches": dict(list(mismatched.items())[:2])}
 
 
-def bench_ranks(n: int, label: str, timeout_s: float, warm_up: Path) -> dict:
+def bench_ranks(n: int, label: str, timeout_s: float, warm_up: Path, repeats: int = 3) -> dict:
     """`traceview counts` on one rank, then on the directory of N ranks with --jobs N, in fresh processes."""
     path = ensure_trace(label, "real")
     expected = expected_counts(sidecar_of(path))
@@ -433,7 +438,7 @@ def bench_ranks(n: int, label: str, timeout_s: float, warm_up: Path) -> dict:
             tempfile.TemporaryDirectory(prefix="bench-peers-cache-") as cache:
         how = _link_ranks(path, Path(ranks), n)
         env = _cli_env(Path(cache), warm_up, timeout_s)
-        share = str(max(1, (os.cpu_count() or 1) // n))  # the cores each rank gets in the batch
+        share = str(max(1, len(os.sched_getaffinity(0)) // n))  # the cores each rank gets in the batch
         for run, target, shown, extra, count in (
                 ("one_alone", Path(ranks) / "rank0.json", "rank0.json", [], 1),
                 ("one", Path(ranks) / "rank0.json", "rank0.json", ["--jobs", share], 1),
@@ -442,7 +447,8 @@ def bench_ranks(n: int, label: str, timeout_s: float, warm_up: Path) -> dict:
             out.unlink(missing_ok=True)
             cmd = [sys.executable, "-m", "traceview", "counts", str(target), *extra, "--no-cache", "-f", "json",
                    "-o", str(out)]
-            run_label = {"one_alone": "one rank, all cores", "one": f"one rank, {share} cores (its share)",
+            cores = f"{share} core{'s' if share != '1' else ''}"
+            run_label = {"one_alone": "one rank, all cores", "one": f"one rank, {cores} (its share)",
                          "all": f"all {n} ranks"}[run]
             record = {"run": run, "label": run_label,
                       "command": " ".join(["traceview counts", shown, *extra, "--no-cache -f json"]),
@@ -451,8 +457,71 @@ def bench_ranks(n: int, label: str, timeout_s: float, warm_up: Path) -> dict:
                 record["check"] = check_ranks(json.loads(out.read_text()), count, expected)
             runs.append(record)
             print(json.dumps(record), flush=True)
+        pinned = bench_ranks_pinned(n, Path(ranks), path, env, expected, timeout_s, repeats)
     return {"ranks": n, "label": label, "path": str(path.relative_to(REPO)), "bytes": path.stat().st_size,
-            "links": how, "steps": expected["steps"], "nproc": os.cpu_count(), "timeout_s": timeout_s, "runs": runs}
+            "links": how, "steps": expected["steps"], "nproc": os.cpu_count(), "timeout_s": timeout_s, "runs": runs,
+            "pinned": pinned}
+
+
+def one_cpu_per_core(n: int) -> list[int] | None:
+    """``n`` CPUs of this process's affinity on ``n`` different cores (SMT siblings skipped), or None."""
+    cores, chosen = set(), []
+    for cpu in sorted(os.sched_getaffinity(0)):
+        siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
+        core = siblings.read_text().strip() if siblings.exists() else str(cpu)
+        if core not in cores:
+            cores.add(core)
+            chosen.append(cpu)
+    return chosen[:n] if len(chosen) >= n else None
+
+
+def bench_ranks_pinned(n: int, ranks: Path, source: Path, env: dict[str, str], expected: dict, timeout_s: float,
+                       repeats: int) -> dict | None:
+    """The goal as worded: N ranks on N cores against one rank on one core, each run ``repeats`` times
+    (the median counts), beside the same pair for the orjson + Python count, which shows how this
+    machine itself scales N side-by-side Python processes that parse JSON."""
+    cpus = one_cpu_per_core(n)
+    if cpus is None:
+        return None
+    one, every, sidecar = ranks / "rank0.json", sorted(ranks.glob("rank*.json")), str(source) + ".expected.json"
+    parallel = [sys.executable, "-m", "benchmarks.bench_peers", "--parallel", "orjson_count", sidecar]
+    runs = {
+        "traceview_one": ([sys.executable, "-m", "traceview", "counts", str(one), "--jobs", "1", "--no-cache", "-f",
+                           "json", "-o", str(LOGS / "pinned.traceview_one.out.json")], cpus[:1], 1),
+        "traceview_all": ([sys.executable, "-m", "traceview", "counts", str(ranks), "--jobs", str(n), "--no-cache",
+                           "-f", "json", "-o", str(LOGS / "pinned.traceview_all.out.json")], cpus, n),
+        "orjson_one": ([*parallel, str(one)], cpus[:1], 1),
+        "orjson_all": ([*parallel, *map(str, every)], cpus, n),
+    }
+    out: dict = {"cpus": cpus, "repeats": repeats, "runs": {}}
+    for name, (cmd, pin, count) in runs.items():
+        records = []
+        for attempt in range(repeats):
+            record = measure_command(cmd, timeout_s, env, LOGS / f"pinned.{name}.{attempt}.log", cpus=pin)
+            if record["exit_code"] == 0 and name.startswith("traceview"):
+                record["check"] = check_ranks(json.loads(Path(cmd[cmd.index("-o") + 1]).read_text()), count,
+                                              expected)
+            records.append(record)
+            print(json.dumps({"pinned": name, **record}), flush=True)
+        out["runs"][name] = records
+    return out
+
+
+def _parallel(tool: str, sidecar: Path, paths: list[Path]) -> int:
+    """``tool`` on each path in its own process, all at once; 0 when every one found the per-step kernels
+    of ``sidecar`` (the paths are links of one trace)."""
+    want = expected_counts(json.loads(sidecar.read_text()))["kernels_per_step"]
+    procs = []
+    for i, path in enumerate(paths):
+        out = LOGS / f"parallel.{i}.json"
+        out.unlink(missing_ok=True)
+        procs.append((path, out, subprocess.Popen([sys.executable, "-m", "benchmarks.bench_peers", "--worker", tool,
+                                                   str(path), str(out)])))
+    failed = 0
+    for path, out, proc in procs:
+        if proc.wait() != 0 or compare(json.loads(out.read_text())["per_step"], want)["differ"]:
+            failed += 1
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------- main
@@ -510,15 +579,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per run before it is killed")
     parser.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md from the last JSON")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing RESULTS.md")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="times to run each pinned ranks command (default: %(default)s)")
     parser.add_argument("--worker", nargs=3, metavar=("TOOL", "TRACE", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--parallel", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for size in (*args.sizes, args.hta_max, args.rank_size):
         try:
             gen_kineto.parse_size(size)
         except ValueError as err:
             parser.error(str(err))
-    if args.ranks < 1:
-        parser.error("--ranks must be at least 1")
+    if args.ranks < 1 or args.repeats < 1:
+        parser.error("--ranks and --repeats must be at least 1")
     return args
 
 
@@ -534,7 +606,8 @@ def run(args: argparse.Namespace, results: dict | None) -> dict | None:
                 entry = bench_size(label, args.tools, args.timeout, shape, args.hta_max)
                 results = _save(results, args.timeout, entry=entry)
     if "ranks" in args.scenarios:
-        results = _save(results, args.timeout, ranks=bench_ranks(args.ranks, args.rank_size, args.timeout, warm_up))
+        results = _save(results, args.timeout,
+                        ranks=bench_ranks(args.ranks, args.rank_size, args.timeout, warm_up, args.repeats))
     return results
 
 
@@ -542,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.worker:
         return _worker(args.worker[0], Path(args.worker[1]), Path(args.worker[2]))
+    if args.parallel:
+        return _parallel(args.parallel[0], Path(args.parallel[1]), [Path(p) for p in args.parallel[2:]])
     results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else None
     if not args.render_only:
         results = run(args, results)

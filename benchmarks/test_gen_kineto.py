@@ -100,8 +100,11 @@ def test_traceview_counts_match_sidecar(small_trace):
     assert slices == expected["totals"]["slices"]
     per_step = counts.per_step()
     steps = expected["per_step"]
-    for category in ("fill", "cast", "gemm", "attention", "elementwise"):
+    for category in ("fill", "cast", "gemm", "attention"):
         assert per_step[category].tolist() == steps[category], category
+    # The generator calls its RMSNorm kernels (one a layer) elementwise; traceview's rules have a "norm" category.
+    assert (per_step["elementwise"] + per_step["norm"]).tolist() == steps["elementwise"]
+    assert per_step["norm"].tolist() == [LAYERS] * len(steps["elementwise"])
     # traceview's default rules file memcpy commands under "copy".
     assert per_step["copy"].tolist() == [a + b for a, b in zip(steps["copy"], steps["memcpy"])]
     assert counts.steps["graph_replayed"].tolist() == steps["graph_kernels"]
@@ -193,3 +196,29 @@ def test_render_goals_and_tables():
     assert "| warm re-count (cache hit), 1GB | < 1 s | 0.60 s wall" in text
     assert "| traceview cold: peak RSS / file size, 1GB | ≤ 1.5 | 0.50 (476 MiB summed" in text
     assert "| 2.5GB trace loads (traceview cold) | exit 0, per-step counts = expected | not measured | – |" in text
+
+
+def test_render_ranks_goal_from_the_pinned_medians():
+    """The goal compares the medians of N ranks on N cores and one rank on one core; the orjson pair is shown
+    beside it; a rank that differs from expected fails the goal whatever the times."""
+    from benchmarks import peers_render
+
+    check = {"traces": 2, "expected_traces": 2, "matching": 2, "steps": 5, "gpu_per_rank": 10, "outside_per_rank": 0,
+             "first_mismatches": {}}
+
+    def runs(*walls: float, checked: bool = False) -> list[dict]:
+        return [{"wall_s": w, "cpu_s": w, "sys_s": 0.1, "exit_code": 0, "timed_out": False, "load_avg_before": 1.0,
+                 "load_avg_after": 1.0, **({"check": check} if checked else {})} for w in walls]
+
+    entry = {"ranks": 2, "label": "100MB", "links": "hard links", "bytes": 1, "steps": 5, "nproc": 2, "date": "d",
+             "runs": [], "timeout_s": 60,
+             "pinned": {"cpus": [0, 1], "repeats": 3, "runs": {
+                 "traceview_one": runs(10.0, 12.0, 11.0, checked=True),
+                 "traceview_all": runs(13.0, 12.5, 30.0, checked=True),
+                 "orjson_one": runs(4.0, 4.0, 4.0), "orjson_all": runs(5.0, 5.0, 4.0)}}}
+    goal = [line for line in peers_render.goals({"ranks": entry}) if line.startswith("| ranks:")][0]
+    assert goal == ("| ranks: N traces on N cores / one trace on one core, wall | ≤ 1.2 | 1.18 (13.0 s / 11.0 s, "
+                    "medians of 3; 2 × 100MB; orjson + Python count, pinned the same way: 1.25) | yes |")
+    check["matching"] = 1
+    goal = [line for line in peers_render.goals({"ranks": entry}) if line.startswith("| ranks:")][0]
+    assert goal.endswith("; **a rank differs from expected** | **no** |")
