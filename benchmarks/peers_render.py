@@ -148,7 +148,10 @@ def _row(record: dict, base: dict, size: int, timeout_s: float) -> str:
     # A killed run's numbers are what it had used when killed: lower bounds.
     at_least = "" if done else "≥ "
     tree = tree_rss_mib(record)
-    cells = [label, f"{record['wall_s']:.1f}" if done else f"> {timeout_s:.0f} (killed)",
+    wall = f"{record['wall_s']:.1f}" if done else f"> {timeout_s:.0f} (killed)"
+    if record.get("walls"):
+        wall += f" (median of {' / '.join(f'{w:.1f}' for w in record['walls'])})"
+    cells = [label, wall,
              at_least.replace("≥", ">") + _ratio(record["wall_s"], base.get("wall_s")),
              at_least + f"{record['cpu_s']:.1f}", at_least + _ratio(record["cpu_s"], base.get("cpu_s")),
              at_least + f"{record['peak_rss_mib']:,}", at_least + f"{tree:,}", at_least + f"{(tree << 20) / size:.2f}",

@@ -55,8 +55,8 @@ def source_facts(doc: dict) -> dict:
     """Per-step GPU events of the source trace: each GPU event belongs to the
     ProfilerStep whose CPU window holds its launch call (same correlation id)."""
     events = doc["traceEvents"]
-    steps = sorted((e["ts"], e["ts"] + e["dur"], e["name"]) for e in events
-                   if e.get("ph") == "X" and e.get("cat") == "user_annotation" and e["name"].startswith("ProfilerStep#"))
+    steps = sorted((e["ts"], e["ts"] + e["dur"], e["name"]) for e in events if e.get("ph") == "X"
+                   and e.get("cat") == "user_annotation" and e["name"].startswith("ProfilerStep#"))
     launch_ts = {e["args"]["correlation"]: e["ts"] for e in events
                  if e.get("ph") == "X" and e.get("cat") in _LAUNCH_CATS and "correlation" in e.get("args", {})}
     per_step = {name: {"kernel": 0, "memcpy": 0, "memset": 0} for _, _, name in steps}

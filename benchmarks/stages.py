@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 from traceview.cache import wasm_dir
-from traceview.engine import EngineConfig
-from traceview.engine import api
+from traceview.engine import EngineConfig, api
 from traceview.engine.kineto import pipeline
 from traceview.model import counts
 
