@@ -187,6 +187,16 @@ def test_a_budget_entry_that_cannot_be_checked_is_refused(tmp_path, capsys, entr
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def test_assert_launch_budget_refuses_a_misspelled_category_like_check_does(tmp_path):
+    """Counted against the trace, 'castz' would read 0 launches: always 'shrank', never failing."""
+    from traceview.errors import TraceviewError
+
+    budget = tmp_path / "bad.toml"
+    budget.write_text('schema_version = 1\nby = "category"\n\n[[budget]]\ncategory = "castz"\nper_step = 2\n')
+    with pytest.raises(TraceviewError, match="unknown category 'castz'; did you mean 'cast'"):
+        assert_launch_budget(AFTER, budget, skip=1)
+
+
 def test_a_zero_entry_that_grows_is_grown_not_new(tmp_path, capsys):
     budget = tmp_path / "after.toml"
     assert run(["budget", "write", str(AFTER), "--skip", "1", "-o", str(budget)]) == 0

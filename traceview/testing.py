@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from traceview.analyses.budget import compare, grown_lines, load_budget, parse_tolerance, rules_digest
+from traceview.analyses.budget import Limits, compare, grown_lines
 from traceview.batch import analyze_ranks
 
 __all__ = ["assert_launch_budget"]
@@ -25,11 +25,12 @@ def assert_launch_budget(trace_path: str | Path, budget_path: str | Path, skip: 
     or budget raises TraceviewError (it is not a failed budget).
     """
     rules = Path(rules_path) if rules_path is not None else None
-    budget = load_budget(Path(budget_path))
-    limit = parse_tolerance(None if tolerance is None else str(tolerance))
+    # Read as `check --budget` reads it: a misspelled category is refused, not counted as 0 launches.
+    limits = Limits.read(Path(budget_path), None if tolerance is None else str(tolerance), rules)
     counts = analyze_ranks(trace_path, step_marker, rules)
-    result = compare(budget, counts, limit, skip, rules_digest(rules))
+    result = compare(limits.budget, counts, limits.tolerance, skip, limits.rules)
     if not result.passed:
         grown = grown_lines(result)
         raise AssertionError(f"{trace_path}: {len(grown)} launch budget entr{'y' if len(grown) == 1 else 'ies'} of "
-                             f"{budget_path} grew beyond tolerance {limit}:\n" + "\n".join(f"  {g}" for g in grown))
+                             f"{budget_path} grew beyond tolerance {limits.tolerance}:\n"
+                             + "\n".join(f"  {g}" for g in grown))
