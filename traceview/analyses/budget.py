@@ -110,8 +110,8 @@ def launches_by(counts: Sequence[LaunchCounts], by: str, skip: int = 0) -> pd.Da
     for column in ("kernel", "frame"):
         if column not in keys:
             out[column] = ""
-    out["op"] = [_top(rows, keys, key, "who") for key in out[keys].itertuples(index=False)]
-    out["top_frame"] = [_top(rows, keys, key, "where") for key in out[keys].itertuples(index=False)]
+    out["op"] = _top(rows, keys, "who").reindex(pd.MultiIndex.from_frame(out[keys])).fillna("").to_numpy()
+    out["top_frame"] = _top(rows, keys, "where").reindex(pd.MultiIndex.from_frame(out[keys])).fillna("").to_numpy()
     if by == "category":
         names = list(dict.fromkeys(c for one in counts for c in one.categories))
         out = out.set_index("category").reindex(names).rename_axis("category").reset_index()
@@ -120,13 +120,13 @@ def launches_by(counts: Sequence[LaunchCounts], by: str, skip: int = 0) -> pd.Da
     return out[columns].astype({c: "string" for c in columns if c != "per_step"} | {"per_step": "float64"})
 
 
-def _top(rows: pd.DataFrame, keys: list[str], key: tuple, column: str) -> str:
-    """The value of ``column`` with the most launches among the rows of ``key`` ("" when none is set)."""
-    mask = pd.Series(True, index=rows.index)
-    for name, value in zip(keys, key):
-        mask &= rows[name] == value
-    sums = rows[mask & (rows[column] != "")].groupby(column)["launches"].sum()
-    return "" if sums.empty else str(sums.sort_values(ascending=False, kind="stable").index[0])
+def _top(rows: pd.DataFrame, keys: list[str], column: str) -> pd.Series:
+    """Per key, the value of ``column`` with the most launches (ties: the first in sort order), indexed by the
+    keys; keys whose rows all have ``column`` unset are absent. One grouping for all keys."""
+    set_rows = rows[rows[column] != ""]
+    sums = set_rows.groupby([*keys, column], observed=True, dropna=False)["launches"].sum().reset_index()
+    top = sums.sort_values("launches", ascending=False, kind="stable").drop_duplicates(keys, keep="first")
+    return top.set_index(keys)[column].astype(object)
 
 
 def _toml_number(value: float) -> str:
