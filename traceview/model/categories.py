@@ -159,8 +159,8 @@ def _share_dtype_evidence(out: pd.DataFrame) -> pd.DataFrame:
     known = out.loc[~unknown, ["kernel", "dtype_change", "src_dtype", "dst_dtype"]].astype(object)
     by_kernel = known.groupby("kernel", sort=False).agg(
         changes=("dtype_change", "nunique"), change=("dtype_change", "first"),
-        pairs=("src_dtype", lambda s: known.loc[s.index, ["src_dtype", "dst_dtype"]].drop_duplicates().shape[0]),
         src=("src_dtype", "first"), dst=("dst_dtype", "first"))
+    by_kernel["pairs"] = known.drop_duplicates(["kernel", "src_dtype", "dst_dtype"]).groupby("kernel").size()
     by_kernel = by_kernel[by_kernel["changes"] == 1]
     rows = np.flatnonzero(unknown & out["kernel"].isin(by_kernel.index).to_numpy(dtype=bool))
     if not len(rows):
