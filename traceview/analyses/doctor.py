@@ -11,7 +11,6 @@ hold, but something a reader should know (or can improve) was found.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +20,6 @@ import pandas as pd
 from traceview.analyses.summary import rank_disagreements, rank_names
 from traceview.engine import EngineConfig, Trace, open_trace
 from traceview.engine.formats import ProgressFn, default_cache_dir
-from traceview.engine.kineto.kinds import CATEGORY_KIND, OTHER
 from traceview.engine.kineto.ledger import COUNTED_KINDS, kind_label
 from traceview.model.categories import load_category_rules
 from traceview.model.counts import LaunchCounts, count_launches
@@ -102,12 +100,7 @@ def _conservation(trace: Trace) -> tuple[dict | None, dict, dict, tuple[str, ...
     if ledger is None:  # fed to the processor as it is: only its own loss counters speak
         lost = tuple(f"{s} ({s.description})" for s in trace.load_stats if s.name.startswith(("slice_drop", "json_")))
         return None, {}, {}, lost
-    frame = trace.query("select category, count(*) as n from slice group by category")
-    loaded: dict[int, int] = {}
-    for category, n in zip(frame["category"], frame["n"]):
-        kind = CATEGORY_KIND.get("" if pd.isna(category) else str(category), OTHER)
-        loaded[kind] = loaded.get(kind, 0) + int(n)
-    missing = Counter({k: ledger.unloadable(k) + max(0, ledger.fed[k] - loaded.get(k, 0)) for k in COUNTED_KINDS})
+    missing = ledger.missing(trace.dropped_by_kind)  # the engine compared the processors with the ledger
     totals = {kind_label(k, 2): ledger.file_total(k) for k in COUNTED_KINDS}
     return totals, _kind_counts(missing), _kind_counts(ledger.on_lanes), \
         tuple(trace.load_problems) + tuple(ledger.notes)
@@ -260,8 +253,8 @@ def check_copy_dtype(counts: LaunchCounts, facts: TraceFacts, skip: int) -> Find
 
 
 NSYS_FRAMES_FIX = ("to see which function launched each kernel, profile a few steps with torch.profiler "
-                   "(traceview collect torch SCRIPT --with-stack); Nsight Systems exports hold no Python frames traceview "
-                   "reads")
+                   "(traceview collect torch SCRIPT --with-stack); Nsight Systems exports hold no Python frames "
+                   "traceview reads")
 
 
 def check_python_frames(counts: LaunchCounts, facts: TraceFacts, skip: int) -> Finding:

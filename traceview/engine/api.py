@@ -13,6 +13,7 @@ format is detected from the content, not the extension.
 
 from __future__ import annotations
 
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -61,6 +62,7 @@ class Trace:
         self.ledger: Ledger | None = canonical.ledger if canonical else None
         # Events the processor lost or never got, one line each (see Ledger.problems).
         self.load_problems: list[str] = []
+        self.dropped_by_kind: Counter = Counter()  # fed but not held by the processors (kineto/ledger.py)
         self._closed = False
 
     @property
@@ -185,9 +187,11 @@ def _check_conservation(traces: list[Trace], strict: bool) -> None:
     for trace in traces:
         frame = trace.query("select category, count(*) as n from slice group by category")
         loaded.append({"" if pd.isna(c) else str(c): int(n) for c, n in zip(frame["category"], frame["n"])})
-    problems = ledger.problems(loaded)
+    dropped = ledger.dropped(loaded)
+    problems = ledger.problems(dropped)
     for trace in traces:
         trace.load_problems = problems
+        trace.dropped_by_kind = dropped
     if strict and problems:
         raise TraceLoadError(traces[0].path, "--strict: " + "; ".join(problems))
 
@@ -225,6 +229,7 @@ class ShardedTrace:
         self.time_base_ns = shards[0].time_base_ns
         self.ledger = shards[0].ledger
         self.load_problems = shards[0].load_problems
+        self.dropped_by_kind = shards[0].dropped_by_kind
         self.load_stats = [stat for shard in shards for stat in shard.load_stats]
 
     def close(self) -> None:

@@ -86,9 +86,9 @@ class Ledger:
         """CUDA/HIP runtime and driver calls in the file, whether or not they caused GPU work."""
         return self.file_total(LAUNCH)
 
-    def problems(self, loaded_by_category: dict[str, int] | list[dict[str, int]]) -> list[str]:
-        """What the file has and the processor does not, one line per kind; [] when all arrived.
-        ``loaded_by_category``: slices per category the processor holds (a list: one per shard)."""
+    def dropped(self, loaded_by_category: dict[str, int] | list[dict[str, int]]) -> Counter:
+        """Per kind, events fed to the processors that they do not hold. ``loaded_by_category``: slices
+        per category a processor holds (a list: one per shard)."""
         shards = loaded_by_category if isinstance(loaded_by_category, list) else [loaded_by_category]
         dropped: Counter = Counter()
         for fed, categories in zip(self.fed_by_shard, shards):
@@ -97,9 +97,17 @@ class Ledger:
                 loaded[CATEGORY_KIND.get(category, OTHER)] += n
             for kind in COUNTED_KINDS:
                 dropped[kind] += max(0, fed[kind] - loaded[kind])
+        return dropped
+
+    def missing(self, dropped: Counter) -> Counter:
+        """Per kind, events of the file the processors do not hold: never loadable, or ``dropped``."""
+        return Counter({kind: self.unloadable(kind) + dropped[kind] for kind in COUNTED_KINDS})
+
+    def problems(self, dropped: Counter) -> list[str]:
+        """What the file has and the processors do not (``dropped``: from ``dropped``), one line per kind;
+        [] when all arrived."""
         out = []
-        for kind in COUNTED_KINDS:
-            missing = self.unloadable(kind) + dropped[kind]
+        for kind, missing in self.missing(dropped).items():
             if missing:
                 total = self.file_total(kind)
                 verb = "was" if missing == 1 else "were"
