@@ -106,7 +106,13 @@ def _conservation(trace: Trace) -> tuple[dict | None, dict, dict, tuple[str, ...
         tuple(trace.load_problems) + tuple(ledger.notes)
 
 
-def _pairing(trace: Trace) -> tuple[dict[str, int], int, int, int]:
+def _cpu_window(trace: Trace) -> tuple[int, int] | None:
+    """[first start, last end] of the CPU-side slices, in the processor's time (None: no CPU side)."""
+    row = _one(trace, f"select min(ts) as lo, max(ts + dur) as hi from slice where dur >= 0 and {_CPU_SIDE}")
+    return None if pd.isna(row["lo"]) else (int(row["lo"]), int(row["hi"]))
+
+
+def _pairing(trace: Trace, cpu: tuple[int, int] | None) -> tuple[dict[str, int], int, int, int]:
     """Launch calls without GPU events (by name; how many inside a step) and GPU events without a launch call
     that start before the CPU window. Needs the tv_* tables count_launches made."""
     globs = " or ".join(f"l.name glob {sql_literal(g)}" for g in LAUNCH_API_GLOBS)
@@ -115,18 +121,17 @@ def _pairing(trace: Trace) -> tuple[dict[str, int], int, int, int]:
     names = trace.query(f"select name, count(*) as n from ({orphans}) group by name order by n desc, name")
     inside = _one(trace, f"""select count(*) as n from ({orphans}) o where exists
         (select 1 from tv_step s where o.ts >= s.cpu_start_ns and o.ts < s.cpu_end_ns)""")
-    alone = _one(trace, f"""select count(*) as n,
-        sum(g.ts < (select min(ts) from slice where dur >= 0 and {_CPU_SIDE})) as early from tv_gpu_event g
+    early_sql = "0" if cpu is None else f"sum(g.ts < {cpu[0]})"
+    alone = _one(trace, f"""select count(*) as n, {early_sql} as early from tv_gpu_event g
         where g.correlation is null or g.correlation not in (select correlation from tv_launch_call)""")
     early = 0 if pd.isna(alone["early"]) else int(alone["early"])
     return dict(zip(names["name"].astype(str), names["n"].astype(int))), int(inside["n"]), int(alone["n"]), early
 
 
-def _window(trace: Trace) -> tuple[tuple[int, int] | None, int, int]:
-    row = _one(trace, f"select min(ts) as lo, max(ts + dur) as hi from slice where dur >= 0 and {_CPU_SIDE}")
-    if pd.isna(row["lo"]):
+def _window(trace: Trace, cpu: tuple[int, int] | None) -> tuple[tuple[int, int] | None, int, int]:
+    if cpu is None:
         return None, 0, 0
-    lo, hi = int(row["lo"]), int(row["hi"])
+    lo, hi = cpu
     out = _one(trace, f"""select (select count(*) from tv_gpu_event where ts < {lo}) as before,
                                  (select count(*) from tv_gpu_event where ts + dur > {hi}) as after""")
     return (lo + trace.time_base_ns, hi + trace.time_base_ns), int(out["before"]), int(out["after"])
@@ -146,8 +151,9 @@ def read_facts(trace: Trace) -> TraceFacts:
     totals, missing, lanes, notes = _conservation(trace)
     calls = _one(trace, "select (select count(*) from tv_launch_call) as calls, "
                         "(select count(*) from tv_gpu_event) as gpu")
-    orphans, inside, alone, early = _pairing(trace)
-    window, before, after = _window(trace)
+    cpu = _cpu_window(trace)
+    orphans, inside, alone, early = _pairing(trace, cpu)
+    window, before, after = _window(trace, cpu)
     apis = ", ".join(map(sql_literal, GRAPH_LAUNCH_APIS))
     replays = trace.query(f"""select count(g.id) as k from tv_launch_call l join tv_gpu_event g using (correlation)
                               where l.name in ({apis}) group by l.id order by l.ts""")
