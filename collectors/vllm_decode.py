@@ -25,7 +25,7 @@ from typing import Any
 
 from traceview.collectors.errors import CollectError, MissingToolError
 from traceview.collectors.manifest import build_manifest, write_manifest
-from traceview.model.ranks import parse_rank, rank_sort_key
+from traceview.model.ranks import parse_rank
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 INSTALL_HINT = "vLLM is not installed; pip install vllm (needs a CUDA or ROCm GPU)"
@@ -108,10 +108,11 @@ def trace_rank(name: str) -> int | None:
 
 
 def find_rank_traces(out_dir: str | Path) -> list[tuple[int | None, Path]]:
-    """Trace files under ``out_dir`` as (rank, path) in rank order (``traceview.model.ranks.rank_sort_key``):
+    """Trace files under ``out_dir`` as (rank, path) in rank order (``traceview.model.ranks.parse_rank(name).key``):
     by global rank, then names with only dp/pp/tp coordinates (rank None), then unranked (None) by name."""
     found = {p for pattern in _TRACE_GLOBS for p in Path(out_dir).rglob(pattern) if p.is_file()}
-    return [(trace_rank(p.name), p) for p in sorted(found, key=lambda p: (rank_sort_key(p), str(p)))]
+    parsed = sorted(((parse_rank(p.name), p) for p in found), key=lambda pair: (pair[0].key, str(pair[1])))
+    return [(rank.rank, path) for rank, path in parsed]
 
 
 def _prompts(cfg: VllmDecodeConfig) -> list[dict[str, list[int]]]:
