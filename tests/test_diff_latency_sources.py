@@ -90,6 +90,37 @@ def test_sources_name_the_demo_functions_behind_each_change(capsys):
     assert f"| cast | {CAST_FRAME} | 58 | 0 | -58 |" in markdown and "bootstrap 95 % CI" in markdown
 
 
+def test_each_source_frame_names_the_kernels_behind_its_change():
+    from traceview.analyses.sources import frame_kernel_deltas
+    from traceview.cache import cached_analyze
+
+    kernels = frame_kernel_deltas(cached_analyze(STACK_BEFORE), cached_analyze(STACK_AFTER), skip=1)
+    by_frame = {(r.category, r.frame): (r.kernel, r.before_per_step, r.after_per_step)
+                for r in kernels.itertuples() if r.category in ("cast", "fill", "metadata")}
+    # One kernel each: the router's bf16 -> fp32 copy (a direct_copy with LoadWithCast, destination
+    # float), the int fill of the metadata buffers, and the demo's metadata kernel.
+    assert set(by_frame) == {("cast", CAST_FRAME), ("fill", FILL_FRAME), ("metadata", META_FRAME)}
+    cast, fill = by_frame[("cast", CAST_FRAME)], by_frame[("fill", FILL_FRAME)]
+    meta = by_frame[("metadata", META_FRAME)]
+    assert "direct_copy_kernel_cuda" in cast[0] and "LoadWithCast" in cast[0] and "{lambda(float)#1}" in cast[0]
+    assert cast[1:] == (58.0, 0.0)
+    assert "FillFunctor<int>" in fill[0] and fill[1:] == (54.0, 0.0)
+    assert meta == ("get_mla_metadata_v1_demo_kernel", 1.0, 0.0)
+    # The same frame also swaps the router's fp32 kernels for their bf16 instantiations: per category the
+    # counts move between kernels (58 each) but their sum does not change.
+    swapped = kernels[(kernels["frame"] == CAST_FRAME) & kernels["category"].isin(["elementwise", "moe"])]
+    assert len(swapped) == 8 and set(swapped["delta"].abs()) == {58.0}
+    assert swapped.groupby("category")["delta"].sum().to_dict() == {"elementwise": 0.0, "moe": 0.0}
+
+
+def test_report_unfolds_each_source_frame_into_its_kernels(tmp_path):
+    out = tmp_path / "r.html"
+    assert run(["report", STACK_BEFORE, STACK_AFTER, "--skip", "1", "-o", str(out)]) == 0
+    section = out.read_text().split('id="sources"', 1)[1].split('id="kernels"', 1)[0]
+    assert section.count('<details class="frame">') == 3 and section.count("· 1 kernel</span>") == 3
+    assert "get_mla_metadata_v1_demo_kernel" in section
+
+
 def test_traces_without_frames_say_how_to_record_them(capsys):
     doc = _json(capsys, EAGER_BEFORE, EAGER_AFTER)
     assert {s["frame"] for s in doc["sources"]} == {None}

@@ -17,19 +17,33 @@ from traceview.model.counts import LaunchCounts
 SOURCE_DTYPES = {"category": "string", "frame": "string", "before_per_step": "float64", "after_per_step": "float64",
                  "delta": "float64"}
 SOURCE_COLUMNS = list(SOURCE_DTYPES)
+KERNEL_SOURCE_DTYPES = {"category": "string", "frame": "string", "kernel": "string", "before_per_step": "float64",
+                        "after_per_step": "float64", "delta": "float64"}
 # Stands for <NA> (no frame) while rates of several traces are aligned: NA is no index label to join on.
 _NO_FRAME = "\x00no frame"
 # Per-step rates are means of integers: a difference below this is float noise, not a change.
 _SAME = 1e-9
 
 
-def _rates(counts: LaunchCounts | Sequence[LaunchCounts], skip: int) -> pd.Series:
-    """Launches per steady step by (category, frame); for several traces (ranks, runs) their mean, as the
-    category counts of a side are (a frame a trace lacks counts 0 there)."""
+def _rates(counts: LaunchCounts | Sequence[LaunchCounts], skip: int,
+           keys: tuple[str, ...] = ("category", "frame")) -> pd.Series:
+    """Launches per steady step by ``keys``; for several traces (ranks, runs) their mean, as the category
+    counts of a side are (a key a trace lacks counts 0 there)."""
     traces = [counts] if isinstance(counts, LaunchCounts) else list(counts)
-    rates = [c.by_frame(skip).assign(frame=lambda f: f["frame"].fillna(_NO_FRAME))
-             .set_index(["category", "frame"])["per_step"] for c in traces]
+    rates = []
+    for one in traces:
+        rows, steps = one.steady_launches(skip)
+        rows = rows.assign(frame=rows["frame"].fillna(_NO_FRAME))
+        rates.append(rows.groupby(list(keys), observed=True, dropna=False)["launches"].sum() / max(steps, 1))
     return pd.concat(rates, axis=1).fillna(0.0).mean(axis=1)
+
+
+def _changed(before: pd.Series, after: pd.Series) -> pd.DataFrame:
+    """The keys whose rate changed, with before_per_step, after_per_step and delta; <NA> frames restored."""
+    frame = pd.concat({"before_per_step": before, "after_per_step": after}, axis=1).fillna(0.0).reset_index()
+    frame["frame"] = frame["frame"].replace(_NO_FRAME, None)
+    frame["delta"] = frame["after_per_step"] - frame["before_per_step"]
+    return frame[frame["delta"].abs() > _SAME]
 
 
 def frame_deltas(before: LaunchCounts | Sequence[LaunchCounts], after: LaunchCounts | Sequence[LaunchCounts],
@@ -46,11 +60,7 @@ def frame_deltas(before: LaunchCounts | Sequence[LaunchCounts], after: LaunchCou
     """
     if not 0 < coverage <= 1:
         raise ValueError(f"coverage must be in (0, 1], got {coverage}")
-    b, a = _rates(before, skip), _rates(after, skip)
-    frame = pd.concat({"before_per_step": b, "after_per_step": a}, axis=1).fillna(0.0).reset_index()
-    frame["frame"] = frame["frame"].replace(_NO_FRAME, None)
-    frame["delta"] = frame["after_per_step"] - frame["before_per_step"]
-    frame = frame[frame["delta"].abs() > _SAME]
+    frame = _changed(_rates(before, skip), _rates(after, skip))
     frame = frame.assign(size=frame["delta"].abs()).sort_values(["size", "category", "frame"],
                                                                ascending=[False, True, True], kind="stable")
     # Rows before this one in its category cover less than `coverage`: it is needed.
@@ -59,3 +69,15 @@ def frame_deltas(before: LaunchCounts | Sequence[LaunchCounts], after: LaunchCou
     frame = frame[covered_before.to_numpy() < coverage * total.to_numpy() - _SAME]
     return typed(frame.reset_index(drop=True), SOURCE_DTYPES)[SOURCE_COLUMNS]
 
+
+
+def frame_kernel_deltas(before: LaunchCounts | Sequence[LaunchCounts], after: LaunchCounts | Sequence[LaunchCounts],
+                        skip: int = 0) -> pd.DataFrame:
+    """The kernels behind ``frame_deltas``: per (category, frame, kernel), the launches per steady step
+    before and after and their change, only where it changed; largest ``|delta|`` first. Columns:
+    KERNEL_SOURCE_COLUMNS (frame <NA> as in ``frame_deltas``)."""
+    keys = ("category", "frame", "kernel")
+    frame = _changed(_rates(before, skip, keys), _rates(after, skip, keys))
+    frame = frame.assign(size=frame["delta"].abs()).sort_values(["size", "category", "frame", "kernel"],
+                                                               ascending=[False, True, True, True], kind="stable")
+    return typed(frame.reset_index(drop=True), KERNEL_SOURCE_DTYPES)[list(KERNEL_SOURCE_DTYPES)]

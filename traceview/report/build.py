@@ -21,6 +21,7 @@ import traceview
 from traceview import plots
 from traceview.analyses.diff import DiffResult
 from traceview.analyses.latency import METRIC_LABELS
+from traceview.analyses.sources import frame_kernel_deltas
 from traceview.analyses.summary import AGGREGATE_ROWS, Side
 from traceview.model.counts import LaunchCounts
 from traceview.report.tables import Column, card, html_table, meta_table, number
@@ -211,15 +212,39 @@ def _verdict_table(diff: DiffResult) -> str:
     return note + html_table(rows, columns)
 
 
-def _sources_table(diff: DiffResult) -> str:
-    """Each changed category's delta by the Python frame that launched it; category rows link to the kernels."""
-    frame = diff.sources.assign(frame=diff.sources["frame"].fillna("(no frame: graph replay or not recorded)"))
-    columns = [Column("category", "category"), Column("frame", "Python frame (file(first line): function)", "kernel"),
+NO_FRAME = "(no frame: graph replay or not recorded)"
+
+
+def _frame_cell(frame: str | None, kernels: pd.DataFrame) -> str:
+    """A frame that unfolds into the kernels it launched, each with its change (HTML)."""
+    name = f"<code>{escape(frame if frame is not None else NO_FRAME)}</code>"
+    if kernels.empty:
+        return name
+    columns = [Column("kernel", "kernel", "kernel"), Column("before_per_step", "before", "num"),
+               Column("after_per_step", "after", "num"), Column("delta", "Δ per step", "delta")]
+    count = f"{len(kernels)} kernel{'s' if len(kernels) != 1 else ''}"
+    return (f'<details class="frame"><summary>{name} <span class="muted">· {count}</span></summary>'
+            f"{html_table(kernels, columns, 'inner')}</details>")
+
+
+def _sources_table(diff: DiffResult, before: Sequence[LaunchCounts], after: Sequence[LaunchCounts],
+                   skip: int) -> str:
+    """Each changed category's delta by the Python frame that launched it; each frame unfolds into the
+    kernels behind its change."""
+    kernels = frame_kernel_deltas(before, after, skip)
+    key = kernels["frame"].fillna(NO_FRAME)
+    cells = [_frame_cell(None if pd.isna(f) else str(f),
+                         kernels[(kernels["category"] == c) & (key == (NO_FRAME if pd.isna(f) else f))])
+             for c, f in zip(diff.sources["category"], diff.sources["frame"])]
+    frame = diff.sources.assign(frame_html=cells)
+    columns = [Column("category", "category"),
+               Column("frame_html", "Python frame (file(first line): function)", "badge"),
                Column("before_per_step", diff.before.label, "num"), Column("after_per_step", diff.after.label, "num"),
                Column("delta", "Δ per step", "delta")]
     return ('<p class="note">The innermost user-code Python frame of each launch call (recorded with_stack), '
-            'largest change first, covering at least 95 % of each category\'s change; the kernels behind them are '
-            'under <a href="#kernels">Changed kernels</a>.</p>' + html_table(frame, columns))
+            'largest change first, covering at least 95 % of each category\'s change. Click a frame for the '
+            'kernels whose launches it changed; all changed kernels are under '
+            '<a href="#kernels">Changed kernels</a>.</p>' + html_table(frame, columns))
 
 
 def _dtypes(kernels: pd.DataFrame) -> list[str]:
@@ -262,7 +287,8 @@ def diff_report(diff: DiffResult, before: Sequence[LaunchCounts], after: Sequenc
                                           "fig-step-histogram")
                             + figure_html(plots.latency_bootstrap(diff), "fig-latency-bootstrap")))
     if not diff.sources.empty and diff.sources["frame"].notna().any():
-        sections.append(Section("sources", "Where the changes come from", _sources_table(diff)))
+        sections.append(Section("sources", "Where the changes come from",
+                                _sources_table(diff, before, after, options.skip)))
     sections.append(Section("kernels", "Changed kernels",
                             figure_html(plots.kernel_delta(diff.kernels, options.top_kernels), "fig-kernel-delta")
                             + _diff_kernel_table(diff, options.top_kernels)))

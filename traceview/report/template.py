@@ -35,6 +35,8 @@ table.meta th { background: none; color: var(--muted); font-weight: 500; padding
 table.meta td { word-break: break-all; }
 td.kernel { max-width: 560px; min-width: 340px; }
 td.kernel summary { cursor: pointer; }
+details.frame summary { cursor: pointer; }
+details.frame table.inner { margin: 6px 0 4px 14px; font-size: 12px; }
 td.kernel code { font-size: 12px; }
 td.kernel .full { color: var(--muted); font-size: 11px; word-break: break-all; display: block; margin: 2px 0 0 14px; }
 td.nowrap { white-space: nowrap; }
