@@ -20,6 +20,15 @@ def public_trace(folder: str, name: str) -> Path:
     return path
 
 
+def run_cli(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
+    """``traceview ARGS`` in this process: (exit code, stdout, stderr)."""
+    from traceview.cli.app import run
+
+    code = run([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def write_trace(path: Path, events: list[dict], gz: bool = False) -> Path:
     """Writes a Kineto-style trace ({"traceEvents": [...]}) to ``path``."""
     data = json.dumps({"schemaVersion": 1, "traceEvents": events}).encode()

@@ -12,7 +12,7 @@ import click
 import pytest
 import typer
 import yaml
-from conftest import REPO
+from conftest import REPO, run_cli
 from traceview.collectors.demo_decode import expected_counts
 
 from traceview.cli.app import COMMAND_MODULES, app, run
@@ -27,12 +27,6 @@ CATEGORIES = category_order(load_category_rules())
 _B, _A = expected_counts("before"), expected_counts("after")
 GROWTH = {"cast": _B.cast_bf16_fp32 - _A.cast_bf16_fp32, "fill": _B.fill - _A.fill,
           "metadata": _B.metadata - _A.metadata}  # 58, 54, 1
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = run([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +44,12 @@ def test_written_budget_holds_every_category_and_its_provenance(after_budget):
 
 
 def test_same_trace_passes(after_budget, capsys):
-    code, _, err = cli(capsys, "check", AFTER, "--budget", after_budget, "--skip", "1")
+    code, _, err = run_cli(capsys, "check", AFTER, "--budget", after_budget, "--skip", "1")
     assert code == 0 and "FAILED" not in err
 
 
 def test_before_fails_on_after_budget_naming_each_grown_entry(after_budget, capsys):
-    code, out, err = cli(capsys, "check", BEFORE, "--budget", after_budget, "--skip", "1", "--format", "junit")
+    code, out, err = run_cli(capsys, "check", BEFORE, "--budget", after_budget, "--skip", "1", "--format", "junit")
     assert code == 1
     failed = re.findall(r"^FAILED (\w+): .* \(launches.toml budget: \+(\d+)/step, launched by (\S+)\)$", err, re.M)
     assert {name: int(n) for name, n, _ in failed} == GROWTH
@@ -69,21 +63,21 @@ def test_before_fails_on_after_budget_naming_each_grown_entry(after_budget, caps
 
 def test_tolerance_in_launches_and_percent(after_budget, capsys):
     # +58 casts: an allowance of 58 per entry passes every growth (58, 54, 1); 57 fails only the casts.
-    assert cli(capsys, "check", BEFORE, "--budget", after_budget, "--skip", "1", "--tolerance", "58")[0] == 0
-    code, _, err = cli(capsys, "check", BEFORE, "--budget", after_budget, "--skip", "1", "--tolerance", "57")
+    assert run_cli(capsys, "check", BEFORE, "--budget", after_budget, "--skip", "1", "--tolerance", "58")[0] == 0
+    code, _, err = run_cli(capsys, "check", BEFORE, "--budget", after_budget, "--skip", "1", "--tolerance", "57")
     assert code == 1 and re.findall(r"^FAILED (\w+):", err, re.M) == ["cast"]
     # A percentage of the budget: cast's budget is 2 (the int casts), 2900% of it is 58; fill's and
     # metadata's budgets are 0, so no percentage lets them grow.
-    code, _, err = cli(capsys, "check", BEFORE, "--budget", after_budget, "--skip", "1", "--tolerance", "2900%")
+    code, _, err = run_cli(capsys, "check", BEFORE, "--budget", after_budget, "--skip", "1", "--tolerance", "2900%")
     assert code == 1 and sorted(re.findall(r"^FAILED (\w+):", err, re.M)) == ["fill", "metadata"]
-    code, _, err = cli(capsys, "check", BEFORE, "--budget", after_budget, "--skip", "1", "--tolerance", "2899%")
+    code, _, err = run_cli(capsys, "check", BEFORE, "--budget", after_budget, "--skip", "1", "--tolerance", "2899%")
     assert sorted(re.findall(r"^FAILED (\w+):", err, re.M)) == ["cast", "fill", "metadata"]
 
 
 def test_shrink_passes_with_a_note(tmp_path, capsys):
     before_budget = tmp_path / "before.toml"
     assert run(["budget", "write", str(BEFORE), "--skip", "1", "-o", str(before_budget)]) == 0
-    code, _, err = cli(capsys, "check", AFTER, "--budget", before_budget, "--skip", "1")
+    code, _, err = run_cli(capsys, "check", AFTER, "--budget", before_budget, "--skip", "1")
     assert code == 0
     assert f"cast shrank -{GROWTH['cast']}/step" in err and "lock it in with traceview budget write" in err
 
@@ -91,7 +85,7 @@ def test_shrink_passes_with_a_note(tmp_path, capsys):
 def test_by_kernel_names_new_kernels(tmp_path, capsys):
     kernels = tmp_path / "kernels.toml"
     assert run(["budget", "write", str(AFTER), "--skip", "1", "--by", "kernel", "-o", str(kernels)]) == 0
-    code, out, err = cli(capsys, "check", BEFORE, "--budget", kernels, "--skip", "1", "--format", "json")
+    code, out, err = run_cli(capsys, "check", BEFORE, "--budget", kernels, "--skip", "1", "--format", "json")
     assert code == 1
     net: dict[str, float] = {}
     for finding in json.loads(out)["expectations"]:
@@ -104,13 +98,13 @@ def test_by_kernel_names_new_kernels(tmp_path, capsys):
 
 
 def test_by_frame_needs_frames(tmp_path, capsys):
-    code, _, err = cli(capsys, "budget", "write", AFTER, "--by", "frame", "-o", tmp_path / "f.toml")
+    code, _, err = run_cli(capsys, "budget", "write", AFTER, "--by", "frame", "-o", tmp_path / "f.toml")
     assert code == 2 and "has no Python frames" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "f.toml").exists()
     stack = tmp_path / "frames.toml"
     assert run(["budget", "write", str(SAMPLES / "demo_stack_eager_after.pt.trace.json.gz"), "--by", "frame",
                 "-o", str(stack)]) == 0
-    code, _, err = cli(capsys, "check", SAMPLES / "demo_stack_eager_before.pt.trace.json.gz", "--budget", stack)
+    code, _, err = run_cli(capsys, "check", SAMPLES / "demo_stack_eager_before.pt.trace.json.gz", "--budget", stack)
     grown = re.findall(r"^FAILED (\w+) @ (\S+\(\d+\): \w+): .*\+(\d+)/step", err, re.M)
     assert code == 1 and {c: 0 for c, _, _ in grown} == {c: 0 for c in GROWTH}
     assert sum(int(n) for c, _, n in grown if c == "fill") == GROWTH["fill"]
@@ -138,14 +132,14 @@ def test_assert_launch_budget(after_budget):
 def test_bad_budget_exit_2_one_line(tmp_path, capsys, text, why):
     bad = tmp_path / "bad.toml"
     bad.write_text(text)
-    code, out, err = cli(capsys, "check", AFTER, "--budget", bad, "-o", tmp_path / "out.json")
+    code, out, err = run_cli(capsys, "check", AFTER, "--budget", bad, "-o", tmp_path / "out.json")
     assert code == 2 and why in err and str(bad) in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out.json").exists()
 
 
 def test_bad_tolerance_and_tolerance_alone_exit_2(after_budget, capsys):
-    assert cli(capsys, "check", AFTER, "--budget", after_budget, "--tolerance", "lots")[0] == 2
-    code, _, err = cli(capsys, "check", AFTER, "--tolerance", "5%")
+    assert run_cli(capsys, "check", AFTER, "--budget", after_budget, "--tolerance", "lots")[0] == 2
+    code, _, err = run_cli(capsys, "check", AFTER, "--tolerance", "5%")
     assert code == 2 and "--tolerance applies to a --budget" in err
 
 
@@ -200,7 +194,7 @@ def test_assert_launch_budget_refuses_a_misspelled_category_like_check_does(tmp_
 def test_a_zero_entry_that_grows_is_grown_not_new(tmp_path, capsys):
     budget = tmp_path / "after.toml"
     assert run(["budget", "write", str(AFTER), "--skip", "1", "-o", str(budget)]) == 0
-    code, out, err = cli(capsys, "check", BEFORE, "--budget", budget, "--skip", "1", "--format", "json")
+    code, out, err = run_cli(capsys, "check", BEFORE, "--budget", budget, "--skip", "1", "--format", "json")
     # "after" has fill = 0 and metadata = 0 written in the budget: growing them is growth, not a new entry.
     assert code == 1 and "new: not in the budget" not in out
     found = {f["category"]: f for f in json.loads(out)["expectations"]}

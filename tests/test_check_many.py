@@ -25,11 +25,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import run_cli
 
 from traceview.analyses.check import check_runs, run_labels
 from traceview.analyses.expectations import gather, known_names
 from traceview.batch import analyze_runs, expand_runs
-from traceview.cli.app import run
 from traceview.model.categories import category_order, load_category_rules
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,12 +40,6 @@ EAGER_AFTER = SAMPLES / "demo_eager_after.pt.trace.json.gz"
 GRAPH_AFTER = SAMPLES / "demo_graph_after.pt.trace.json.gz"
 # The "after" budget: what the fix leaves per step (table above).
 AFTER_BUDGET = ["-e", "cast<=2", "-e", "fill=0", "-e", "metadata=0", "-e", "total=1030"]
-
-
-def _cli(capsys, *argv: object) -> tuple[int, str, str]:
-    code = run([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +53,8 @@ def split_run(tmp_path_factory) -> Path:
 
 
 def test_two_runs_both_pass(capsys):
-    code, out, err = _cli(capsys, "check", EAGER_AFTER, GRAPH_AFTER, *AFTER_BUDGET, "--skip", "1", "-f", "json",
-                          "--quiet")
+    code, out, err = run_cli(capsys, "check", EAGER_AFTER, GRAPH_AFTER, *AFTER_BUDGET, "--skip", "1", "-f", "json",
+                             "--quiet")
     assert code == 0, err
     doc = json.loads(out)
     jsonschema.validate(doc, SCHEMA)
@@ -74,8 +68,8 @@ def test_two_runs_both_pass(capsys):
 
 
 def test_one_run_fails_and_stderr_names_it(capsys):
-    code, out, err = _cli(capsys, "check", EAGER_AFTER, EAGER_BEFORE, "-e", "cast<=2", "-e", "fill=0",
-                          "--skip", "1", "--quiet")
+    code, out, err = run_cli(capsys, "check", EAGER_AFTER, EAGER_BEFORE, "-e", "cast<=2", "-e", "fill=0",
+                             "--skip", "1", "--quiet")
     assert code == 1
     assert err.splitlines() == [
         "demo_eager_before: FAILED cast: expected value <= 2 per step, got 60 (cast<=2)",
@@ -90,8 +84,8 @@ def test_one_run_fails_and_stderr_names_it(capsys):
 def test_a_glob_is_one_run_per_match(capsys):
     # demo_*eager_after would also match the CPU-only demo, whose zero GPU events cannot be checked
     # (tests/test_no_silent_zeros.py): demo_[ev][a-z]*_after keeps the two GPU runs.
-    code, out, err = _cli(capsys, "check", SAMPLES / "demo_[ev][a-z]*_after.pt.trace.json.gz", "-e", "total<=1030",
-                          "--skip", "1", "-f", "json", "--quiet")
+    code, out, err = run_cli(capsys, "check", SAMPLES / "demo_[ev][a-z]*_after.pt.trace.json.gz", "-e", "total<=1030",
+                             "--skip", "1", "-f", "json", "--quiet")
     assert code == 0, err
     doc = json.loads(out)
     assert [r["counts"]["label"] for r in doc["runs"]] == ["demo_eager_after", "demo_vllm_eager_after"]
@@ -101,8 +95,8 @@ def test_a_glob_is_one_run_per_match(capsys):
 
 
 def test_a_glob_with_one_match_prints_the_one_run_document(capsys):
-    code, out, err = _cli(capsys, "check", SAMPLES / "demo_graph_af*.gz", *AFTER_BUDGET, "-f", "json",
-                          "--label", "graph", "--quiet")
+    code, out, err = run_cli(capsys, "check", SAMPLES / "demo_graph_af*.gz", *AFTER_BUDGET, "-f", "json",
+                             "--label", "graph", "--quiet")
     assert code == 0, err
     doc = json.loads(out)
     jsonschema.validate(doc, SCHEMA)
@@ -113,8 +107,8 @@ def test_bad_trace_among_good_ones_writes_nothing(capsys, tmp_path):
     bad = tmp_path / "bad.pt.trace.json"
     bad.write_text('{"traceEvents": [')  # cut off mid-file
     target = tmp_path / "check.json"
-    code, out, err = _cli(capsys, "check", EAGER_AFTER, bad, GRAPH_AFTER, "-e", "cast<=2", "-f", "json",
-                          "-o", target, "--jobs", "2")
+    code, out, err = run_cli(capsys, "check", EAGER_AFTER, bad, GRAPH_AFTER, "-e", "cast<=2", "-f", "json",
+                             "-o", target, "--jobs", "2")
     assert (code, out) == (2, "")
     assert err.splitlines() == [f"traceview: {bad}: the traceEvents array does not end: "
                                 "the JSON is truncated or malformed"]
@@ -131,8 +125,8 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, message):
     (tmp_path / "empty").mkdir()
     names = {"after": EAGER_AFTER, "graph": GRAPH_AFTER, "tmp": tmp_path}
     target = tmp_path / "out.json"
-    code, out, err = _cli(capsys, "check", *[a.format(**names) for a in argv], "-e", "cast<=2", "-f", "json",
-                          "-o", target)
+    code, out, err = run_cli(capsys, "check", *[a.format(**names) for a in argv], "-e", "cast<=2", "-f", "json",
+                             "-o", target)
     assert (code, out) == (2, "")
     assert message.format(**names) in err and "Traceback" not in err
     assert not target.exists()
@@ -145,13 +139,13 @@ def test_two_runs_as_json_markdown_and_junit(capsys, tmp_path):
     argv = ["check", EAGER_AFTER, EAGER_BEFORE, "-e", "cast<=2", "-e", "fill=0", "--expect-file", budget,
             "--skip", "1", "--quiet"]
 
-    code, out, _ = _cli(capsys, *argv, "-f", "json")
+    code, out, _ = run_cli(capsys, *argv, "-f", "json")
     doc = json.loads(out)
     jsonschema.validate(doc, SCHEMA)
     assert code == 1 and doc["ok"] is False and [r["ok"] for r in doc["runs"]] == [True, False]
     assert [e["skipped"] for e in doc["runs"][1]["expectations"]] == [False, False, True, False]
 
-    code, out, _ = _cli(capsys, *argv, "-f", "markdown")
+    code, out, _ = run_cli(capsys, *argv, "-f", "markdown")
     assert code == 1
     assert out.startswith("## traceview check: 2 runs\n\n\u274c 2 runs: 1 passed, 1 FAILED (demo_eager_before)\n")
     sections = [line for line in out.splitlines() if line.startswith("### ")]
@@ -159,7 +153,7 @@ def test_two_runs_as_json_markdown_and_junit(capsys, tmp_path):
     assert "\u2705 3/3 expectations hold" in out and "\u274c 0/3 expectations hold, 3 FAILED" in out
 
     report = tmp_path / "check.xml"
-    code, out, _ = _cli(capsys, *argv, "-f", "junit", "-o", report)
+    code, out, _ = run_cli(capsys, *argv, "-f", "junit", "-o", report)
     assert (code, out) == (1, "")
     root = ET.parse(report).getroot()
     # 2 runs x 4 expectations; the delta one is skipped in each run; "before" fails cast, fill and metadata.
@@ -178,7 +172,7 @@ def test_two_runs_as_json_markdown_and_junit(capsys, tmp_path):
 
 def test_jobs_2_process_pool_equals_checking_each_run_alone(capsys, split_run):
     argv = ["-e", "cast<=2", "-e", "fill<=27", "--skip", "1", "-f", "json", "--quiet"]
-    code, out, err = _cli(capsys, "check", split_run, GRAPH_AFTER, "--jobs", "2", "--executor", "process", *argv)
+    code, out, err = run_cli(capsys, "check", split_run, GRAPH_AFTER, "--jobs", "2", "--executor", "process", *argv)
     assert code == 1, err  # the split run's casts average (2 + 60) / 2 = 31 per step
     many = json.loads(out)
     split = many["runs"][0]
@@ -189,7 +183,7 @@ def test_jobs_2_process_pool_equals_checking_each_run_alone(capsys, split_run):
     assert "split_run: FAILED cast: expected value <= 2 per step, got 31 (cast<=2)" in err
     # Counted in the pool and grouped back, each run's document is the one `check RUN` prints alone.
     for path, doc in zip([split_run, GRAPH_AFTER], many["runs"]):
-        _, alone, _ = _cli(capsys, "check", path, *argv)
+        _, alone, _ = run_cli(capsys, "check", path, *argv)
         assert doc == json.loads(alone)
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, write_trace
+from conftest import REPO, run_cli, write_trace
 from kineto import KinetoTrace
 
 from traceview import __version__
@@ -21,25 +21,19 @@ SAMPLE = REPO / "sample_traces" / "demo_eager_before.pt.trace.json.gz"
 GEMM = "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64"
 
 
-def _cli(capsys, *args) -> tuple[int, str, str]:
-    code = run([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _help(capsys, command: str) -> str:
-    code, out, _ = _cli(capsys, command, "--help")
+    code, out, _ = run_cli(capsys, command, "--help")
     assert code == 0
     return out
 
 
 def test_version(capsys):
-    assert _cli(capsys, "--version") == (0, f"traceview {__version__}\n", "")
+    assert run_cli(capsys, "--version") == (0, f"traceview {__version__}\n", "")
 
 
 def test_debug_works_after_the_command_too(tmp_path, capsys):
     missing = tmp_path / "missing.json"
-    code, _, err = _cli(capsys, "counts", missing)
+    code, _, err = run_cli(capsys, "counts", missing)
     assert code == 2 and err.strip() == f"traceview: {missing}: no such file"
     for args in (["--debug", "counts", missing], ["counts", missing, "--debug"]):
         with pytest.raises(TraceLoadError):
@@ -70,15 +64,15 @@ def test_help_examples_are_valid_and_name_the_right_files(capsys):
 
 
 def test_a_misspelled_category_gets_a_suggestion(capsys):
-    code, _, err = _cli(capsys, "check", SAMPLE, "-e", "casts<=2", "--quiet")
+    code, _, err = run_cli(capsys, "check", SAMPLE, "-e", "casts<=2", "--quiet")
     assert code == 2
     assert "unknown category 'casts'; did you mean 'cast'?" in err
-    code, _, err = _cli(capsys, "check", SAMPLE, "-e", "zzz<=2", "--quiet")
+    code, _, err = run_cli(capsys, "check", SAMPLE, "-e", "zzz<=2", "--quiet")
     assert code == 2 and "unknown category 'zzz' (known:" in err
 
 
 def test_an_unknown_executor_is_refused(capsys):
-    code, _, err = _cli(capsys, "counts", SAMPLE, "--executor", "dask")
+    code, _, err = run_cli(capsys, "counts", SAMPLE, "--executor", "dask")
     assert code == 2 and "'dask' is not one of process, ray" in err
 
 

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import run_cli
 
 from traceview.analyses import check_counts, diff_counts, gather, summarize
 from traceview.analyses.expectations import known_names
 from traceview.batch import analyze_ranks
-from traceview.cli.app import run
 from traceview.model.counts import analyze, counts_document
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,12 +139,6 @@ def _schema(name: str) -> dict:
     return json.loads((SCHEMAS / f"{name}.schema.json").read_text())
 
 
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = run([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 # --- the fixture counts what the docstring says -------------------------------------------------
 
 def test_fixture_counts_per_step(traces):
@@ -213,7 +207,7 @@ def test_counts_json_matches_schema(traces, capsys):
     jsonschema.validate(doc, _schema("counts"))
     assert [s["total"] for s in doc["steps"]] == [16, 11, 11, 11]  # 11 + 5 warm-up gemms in step 0
     assert doc["summary"]["fill"]["mean"] == 3.0
-    code, out, err = _cli(capsys, "counts", traces["ranks_disagree"], "--format", "json", "--skip", "1")
+    code, out, err = run_cli(capsys, "counts", traces["ranks_disagree"], "--format", "json", "--skip", "1")
     assert code == 0, err
     ranks = json.loads(out)
     jsonschema.validate(ranks, _schema("counts"))
@@ -225,24 +219,24 @@ def test_counts_json_matches_schema(traces, capsys):
 # --- CLI: diff ----------------------------------------------------------------------------------
 
 def test_cli_diff_table_passes(traces, capsys):
-    code, out, err = _cli(capsys, "diff", traces["before"], traces["after"], "--skip", "1", "--expect", "cast=-2",
-                          "--expect", "fill=-2", "--expect", "metadata=-1±0.5", "--expect", "step_pct<=-4")
+    code, out, err = run_cli(capsys, "diff", traces["before"], traces["after"], "--skip", "1", "--expect", "cast=-2",
+                             "--expect", "fill=-2", "--expect", "metadata=-1±0.5", "--expect", "step_pct<=-4")
     assert code == 0, err
     assert "Launches per step" in out and "Kernels whose count per step changed most" in out
     assert "4/4 expectations hold" in out
 
 
 def test_cli_diff_fails_naming_category(traces, capsys):
-    code, _, err = _cli(capsys, "diff", traces["before"], traces["after"], "--skip", "1",
-                        "--expect", "cast=-2", "--expect", "metadata=-3+-0.5", "--quiet")
+    code, _, err = run_cli(capsys, "diff", traces["before"], traces["after"], "--skip", "1",
+                           "--expect", "cast=-2", "--expect", "metadata=-3+-0.5", "--quiet")
     assert code == 1
     assert "FAILED metadata: expected delta = -3 ± 0.5 per step, got -1" in err
     assert "cast" not in err.replace("FAILED metadata", "")  # only the failing expectation is listed
 
 
 def test_cli_diff_json_schema(traces, capsys):
-    code, out, err = _cli(capsys, "diff", traces["before"], traces["after"], "--skip", "1", "-f", "json",
-                          "--expect", "cast=-2", "--label-before", "eager", "--label-after", "fixed")
+    code, out, err = run_cli(capsys, "diff", traces["before"], traces["after"], "--skip", "1", "-f", "json",
+                             "--expect", "cast=-2", "--label-before", "eager", "--label-after", "fixed")
     assert code == 0, err
     doc = json.loads(out)
     jsonschema.validate(doc, _schema("diff"))
@@ -255,8 +249,8 @@ def test_cli_diff_json_schema(traces, capsys):
 
 
 def test_cli_diff_markdown(traces, capsys):
-    code, out, _ = _cli(capsys, "diff", traces["before"], traces["after"], "--skip", "1", "-f", "markdown",
-                        "--expect", "fill=-5")
+    code, out, _ = run_cli(capsys, "diff", traces["before"], traces["after"], "--skip", "1", "-f", "markdown",
+                           "--expect", "fill=-5")
     assert code == 1
     assert "| fill | 3 | 1 | -2 |" in out
     assert "| \u274c | fill = -5 | delta | -2 | fill=-5 |  |" in out  # no why for a command-line expectation
@@ -267,8 +261,8 @@ def test_cli_diff_markdown(traces, capsys):
 
 def test_cli_diff_junit(traces, capsys, tmp_path):
     report = tmp_path / "junit.xml"
-    code, out, _ = _cli(capsys, "diff", traces["before"], traces["after"], "--skip", "1", "-f", "junit", "-o", report,
-                        "--expect", "cast=-2", "--expect", "fill=-1", "--expect", "total<=-5")
+    code, out, _ = run_cli(capsys, "diff", traces["before"], traces["after"], "--skip", "1", "-f", "junit",
+                           "-o", report, "--expect", "cast=-2", "--expect", "fill=-1", "--expect", "total<=-5")
     assert code == 1 and out == ""  # -o: nothing on stdout
     suite = ET.parse(report).getroot().find("testsuite")
     cases = suite.findall("testcase")
@@ -279,8 +273,8 @@ def test_cli_diff_junit(traces, capsys, tmp_path):
 
 
 def test_cli_diff_rank_directory(traces, capsys):
-    code, out, err = _cli(capsys, "diff", traces["before"], traces["ranks_after"], "--skip", "1", "-f", "json",
-                          "--expect", "cast=-2")
+    code, out, err = run_cli(capsys, "diff", traces["before"], traces["ranks_after"], "--skip", "1", "-f", "json",
+                             "--expect", "cast=-2")
     assert code == 0, err
     doc = json.loads(out)
     assert [Path(r["path"]).name for r in doc["after"]["ranks"]] == ["rank0.pt.trace.json", "rank1.pt.trace.json"]
@@ -288,7 +282,7 @@ def test_cli_diff_rank_directory(traces, capsys):
 
 
 def test_cli_diff_ranks_disagree_warns(traces, capsys):
-    code, out, err = _cli(capsys, "diff", traces["before"], traces["ranks_disagree"], "--skip", "1", "-f", "json")
+    code, out, err = run_cli(capsys, "diff", traces["before"], traces["ranks_disagree"], "--skip", "1", "-f", "json")
     assert code == 0
     doc = json.loads(out)
     assert doc["categories"]["fill"]["after"] == 2.0  # mean of 1 and 3
@@ -299,8 +293,8 @@ def test_cli_diff_ranks_disagree_warns(traces, capsys):
 # --- CLI: check ---------------------------------------------------------------------------------
 
 def test_cli_check_json_passes(traces, capsys):
-    code, out, err = _cli(capsys, "check", traces["after"], "-f", "json", "--expect", "cast=0", "--expect", "fill<=1",
-                          "--expect", "graph_replayed=2", "--expect", "step_ms<=10")
+    code, out, err = run_cli(capsys, "check", traces["after"], "-f", "json", "--expect", "cast=0",
+                             "--expect", "fill<=1", "--expect", "graph_replayed=2", "--expect", "step_ms<=10")
     assert code == 0, err
     doc = json.loads(out)
     jsonschema.validate(doc, _schema("check"))
@@ -309,7 +303,7 @@ def test_cli_check_json_passes(traces, capsys):
 
 
 def test_cli_check_table_fails(traces, capsys):
-    code, out, err = _cli(capsys, "check", traces["before"], "--skip", "1", "--expect", "cast<=1")
+    code, out, err = run_cli(capsys, "check", traces["before"], "--skip", "1", "--expect", "cast<=1")
     assert code == 1
     assert "FAILED cast: expected value <= 1 per step, got 2" in err
     assert "0/1 expectations hold, 1 FAILED" in out
@@ -319,7 +313,7 @@ def test_cli_check_junit_skips_delta_entries(traces, capsys, tmp_path):
     budget = tmp_path / "budget.toml"
     budget.write_text('schema_version = 1\n[[expect]]\ncategory = "cast"\ndelta = -2\n'
                       '[[expect]]\ncategory = "fill"\nvalue = 1\nop = "<="\n')
-    code, out, _ = _cli(capsys, "check", traces["after"], "--expect-file", budget, "-f", "junit")
+    code, out, _ = run_cli(capsys, "check", traces["after"], "--expect-file", budget, "-f", "junit")
     assert code == 0
     suite = ET.fromstring(out).find("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("2", "0", "1")
@@ -328,7 +322,7 @@ def test_cli_check_junit_skips_delta_entries(traces, capsys, tmp_path):
 
 def test_cli_check_table_to_file_is_plain_text(traces, capsys, tmp_path):
     target = tmp_path / "check.txt"
-    code, out, _ = _cli(capsys, "check", traces["after"], "-o", target, "--expect", "cast=0")
+    code, out, _ = run_cli(capsys, "check", traces["after"], "-o", target, "--expect", "cast=0")
     text = target.read_text()
     assert (code, out) == (0, "")
     assert "Launches per step" in text and "1/1 expectations hold" in text and "\x1b[" not in text  # no colour codes
@@ -336,7 +330,7 @@ def test_cli_check_table_to_file_is_plain_text(traces, capsys, tmp_path):
 
 def test_cli_check_markdown_to_file(traces, capsys, tmp_path):
     target = tmp_path / "check.md"
-    code, out, _ = _cli(capsys, "check", traces["after"], "-f", "markdown", "-o", target, "--expect", "cast=0")
+    code, out, _ = run_cli(capsys, "check", traces["after"], "-f", "markdown", "-o", target, "--expect", "cast=0")
     assert (code, out) == (0, "")
     assert "| cast | 0 | 0 | 0 | 0 |" not in target.read_text()  # all-zero categories are left out
     assert "| fill | 1 | 1 | 1 | 1 |" in target.read_text()
@@ -365,14 +359,14 @@ def test_cli_usage_errors_exit_2(traces, capsys, tmp_path, argv, message):
     files["deltas_only"].write_text('schema_version = 1\n[[expect]]\ncategory = "cast"\ndelta = -2\n')
     files["empty_dir"].mkdir()
     names = {**{k: str(v) for k, v in traces.items()}, **{k: str(v) for k, v in files.items()}}
-    code, _, err = _cli(capsys, *[a.format(**names) for a in argv])
+    code, _, err = run_cli(capsys, *[a.format(**names) for a in argv])
     assert code == 2
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1  # one line
 
 
 def test_cli_bad_format_is_usage_error(traces, capsys):
-    code, _, err = _cli(capsys, "diff", traces["before"], traces["after"], "-f", "yaml")
+    code, _, err = run_cli(capsys, "diff", traces["before"], traces["after"], "-f", "yaml")
     assert code == 2 and "yaml" in err
 
 
@@ -384,8 +378,8 @@ def test_shipped_expectations_pass_on_sample_traces(mode, capsys):
     after = SAMPLES / f"demo_{mode}_after.pt.trace.json.gz"
     if not (before.exists() and after.exists()):
         pytest.skip(f"GPU sample traces {before.name} / {after.name} not collected yet")
-    code, out, _ = _cli(capsys, "diff", before, after, "--expect-file", "deepseek_v32_decode", "-f", "json",
-                        "--quiet")
+    code, out, _ = run_cli(capsys, "diff", before, after, "--expect-file", "deepseek_v32_decode", "-f", "json",
+                           "--quiet")
     doc = json.loads(out)
     jsonschema.validate(doc, _schema("diff"))
     assert code == 0, [e for e in doc["expectations"] if not e["ok"]]
@@ -400,7 +394,7 @@ def test_example_budget_passes_on_sample_after_traces(mode, capsys):
     if not after.exists():
         pytest.skip(f"GPU sample trace {after.name} not collected yet")
     budget = REPO / "examples" / "launch-budget.toml"
-    code, out, _ = _cli(capsys, "check", after, "--expect-file", budget, "--skip", "1", "-f", "json", "--quiet")
+    code, out, _ = run_cli(capsys, "check", after, "--expect-file", budget, "--skip", "1", "-f", "json", "--quiet")
     doc = json.loads(out)
     assert code == 0, [e for e in doc["expectations"] if not e["ok"]]
     # 2 int64->int32 casts remain, no fill or metadata launch, 1030 launches per step.

@@ -9,19 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write_trace
+from conftest import run_cli, write_trace
 from kineto import KinetoTrace
 
-from traceview.cli.app import run
 from traceview.model.counts import analyze
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_traces"
-
-
-def _cli(capsys, *args) -> tuple[int, str, str]:
-    code = run([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def no_gpu_activity(tmp_path: Path) -> Path:
@@ -63,7 +56,7 @@ def test_a_cpu_only_trace_has_no_such_warning():
                                      ["diff", "{t}", "{t}", "-e", "fill=0"]])
 def test_expectations_against_no_gpu_events_exit_2(tmp_path, capsys, command):
     trace = no_gpu_activity(tmp_path)
-    code, out, err = _cli(capsys, *(str(trace) if a == "{t}" else a for a in command))
+    code, out, err = run_cli(capsys, *(str(trace) if a == "{t}" else a for a in command))
     assert code == 2
     assert err.strip().splitlines()[-1] == (
         f"traceview: {trace}: holds no GPU events (GPU activity not recorded, or a CPU-only run), so every launch "
@@ -71,8 +64,8 @@ def test_expectations_against_no_gpu_events_exit_2(tmp_path, capsys, command):
 
 
 def test_a_cpu_only_run_in_a_batch_check_exits_2(capsys):
-    code, out, err = _cli(capsys, "check", SAMPLES / "demo_cpu_eager_after.pt.trace.json.gz", "-e", "total<=1030",
-                          "--quiet")
+    code, out, err = run_cli(capsys, "check", SAMPLES / "demo_cpu_eager_after.pt.trace.json.gz", "-e", "total<=1030",
+                             "--quiet")
     assert code == 2 and "holds no GPU events" in err
 
 
@@ -80,11 +73,11 @@ def test_a_cpu_only_run_in_a_batch_check_exits_2(capsys):
                                      ["diff", "{t}", "{t}"]])
 def test_skip_leaving_no_steps_exits_2_in_every_command(tmp_path, capsys, command):
     trace = two_steps(tmp_path)
-    code, out, err = _cli(capsys, *(str(trace) if a == "{t}" else a for a in command), "--skip", "2")
+    code, out, err = run_cli(capsys, *(str(trace) if a == "{t}" else a for a in command), "--skip", "2")
     assert code == 2, (out, err)
     assert err.strip().splitlines()[-1] == (
         f"traceview: {trace}: --skip 2 leaves no steps: the trace has 2 step(s) (torch-profiler-step)")
     assert out == ""
     # One step fewer is fine everywhere.
-    code, _, err = _cli(capsys, *(str(trace) if a == "{t}" else a for a in command), "--skip", "1")
+    code, _, err = run_cli(capsys, *(str(trace) if a == "{t}" else a for a in command), "--skip", "1")
     assert code == 0, err
