@@ -19,6 +19,7 @@ SOURCE_DTYPES = {"category": "string", "frame": "string", "before_per_step": "fl
 SOURCE_COLUMNS = list(SOURCE_DTYPES)
 KERNEL_SOURCE_DTYPES = {"category": "string", "frame": "string", "kernel": "string", "before_per_step": "float64",
                         "after_per_step": "float64", "delta": "float64"}
+KERNEL_SOURCE_COLUMNS = list(KERNEL_SOURCE_DTYPES)
 # Stands for <NA> (no frame) while rates of several traces are aligned: NA is no index label to join on.
 _NO_FRAME = "\x00no frame"
 # Per-step rates are means of integers: a difference below this is float noise, not a change.
@@ -39,11 +40,14 @@ def _rates(counts: LaunchCounts | Sequence[LaunchCounts], skip: int,
 
 
 def _changed(before: pd.Series, after: pd.Series) -> pd.DataFrame:
-    """The keys whose rate changed, with before_per_step, after_per_step and delta; <NA> frames restored."""
+    """The keys whose rate changed, with before_per_step, after_per_step, delta and size (``|delta|``), largest
+    change first, then by the keys; <NA> frames restored."""
     frame = pd.concat({"before_per_step": before, "after_per_step": after}, axis=1).fillna(0.0).reset_index()
+    keys = list(frame.columns[:before.index.nlevels])
     frame["frame"] = frame["frame"].replace(_NO_FRAME, None)
     frame["delta"] = frame["after_per_step"] - frame["before_per_step"]
-    return frame[frame["delta"].abs() > _SAME]
+    frame = frame[frame["delta"].abs() > _SAME].assign(size=lambda f: f["delta"].abs())
+    return frame.sort_values(["size", *keys], ascending=[False] + [True] * len(keys), kind="stable")
 
 
 def frame_deltas(before: LaunchCounts | Sequence[LaunchCounts], after: LaunchCounts | Sequence[LaunchCounts],
@@ -61,14 +65,11 @@ def frame_deltas(before: LaunchCounts | Sequence[LaunchCounts], after: LaunchCou
     if not 0 < coverage <= 1:
         raise ValueError(f"coverage must be in (0, 1], got {coverage}")
     frame = _changed(_rates(before, skip), _rates(after, skip))
-    frame = frame.assign(size=frame["delta"].abs()).sort_values(["size", "category", "frame"],
-                                                               ascending=[False, True, True], kind="stable")
     # Rows before this one in its category cover less than `coverage`: it is needed.
     covered_before = frame.groupby("category", observed=True)["size"].cumsum() - frame["size"]
     total = frame.groupby("category", observed=True)["size"].transform("sum")
     frame = frame[covered_before.to_numpy() < coverage * total.to_numpy() - _SAME]
     return typed(frame.reset_index(drop=True), SOURCE_DTYPES)[SOURCE_COLUMNS]
-
 
 
 def frame_kernel_deltas(before: LaunchCounts | Sequence[LaunchCounts], after: LaunchCounts | Sequence[LaunchCounts],
@@ -78,6 +79,4 @@ def frame_kernel_deltas(before: LaunchCounts | Sequence[LaunchCounts], after: La
     KERNEL_SOURCE_COLUMNS (frame <NA> as in ``frame_deltas``)."""
     keys = ("category", "frame", "kernel")
     frame = _changed(_rates(before, skip, keys), _rates(after, skip, keys))
-    frame = frame.assign(size=frame["delta"].abs()).sort_values(["size", "category", "frame", "kernel"],
-                                                               ascending=[False, True, True, True], kind="stable")
-    return typed(frame.reset_index(drop=True), KERNEL_SOURCE_DTYPES)[list(KERNEL_SOURCE_DTYPES)]
+    return typed(frame.reset_index(drop=True), KERNEL_SOURCE_DTYPES)[KERNEL_SOURCE_COLUMNS]
