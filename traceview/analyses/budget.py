@@ -110,8 +110,9 @@ def launches_by(counts: Sequence[LaunchCounts], by: str, skip: int = 0) -> pd.Da
     for column in ("kernel", "frame"):
         if column not in keys:
             out[column] = ""
-    out["op"] = _top(rows, keys, "who").reindex(pd.MultiIndex.from_frame(out[keys])).fillna("").to_numpy()
-    out["top_frame"] = _top(rows, keys, "where").reindex(pd.MultiIndex.from_frame(out[keys])).fillna("").to_numpy()
+    index = pd.MultiIndex.from_frame(out[keys])
+    out["op"] = _top(rows, keys, "who").reindex(index).fillna("").to_numpy()
+    out["top_frame"] = _top(rows, keys, "where").reindex(index).fillna("").to_numpy()
     if by == "category":
         names = list(dict.fromkeys(c for one in counts for c in one.categories))
         out = out.set_index("category").reindex(names).rename_axis("category").reset_index()

@@ -104,8 +104,8 @@ class Ledger:
         return Counter({kind: self.unloadable(kind) + dropped[kind] for kind in COUNTED_KINDS})
 
     def problems(self, dropped: Counter) -> list[str]:
-        """What the file has and the processors do not (``dropped``: from ``dropped``), one line per kind;
-        [] when all arrived."""
+        """What the file has and the processors do not, one line per kind; [] when all arrived.
+        ``dropped``: what ``Ledger.dropped`` found missing from the processors."""
         out = []
         for kind, missing in self.missing(dropped).items():
             if missing:
