@@ -358,9 +358,8 @@ def bench_size(label: str, tools: list[str], timeout_s: float, shape: str = "gen
                 results.append({"tool": tool, "skipped": reason})
                 continue
             runs = repeats if tool in REPEATED else 1
-            record = _median_run([measure(tool, path, timeout_s, env, LOGS / f"{path.stem}.{tool}.{i}.log")
-                                  for i in range(runs)]) if runs > 1 else \
-                measure(tool, path, timeout_s, env, LOGS / f"{path.stem}.{tool}.log")
+            logs = [LOGS / f"{path.stem}.{tool}{f'.{i}' if runs > 1 else ''}.log" for i in range(runs)]
+            record = _median_run([measure(tool, path, timeout_s, env, log) for log in logs])
             if "per_step" in record:
                 record["per_step_check"] = compare(record["per_step"], expected["kernels_per_step"])
             results.append(record)
