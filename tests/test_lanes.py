@@ -8,15 +8,18 @@ give each the parent (and the thread: lane) that ``nest`` computed.
 from __future__ import annotations
 
 import random
+from concurrent.futures import Future
 from decimal import Decimal
 from pathlib import Path
 
 import msgspec
 import numpy as np
 import pandas as pd
+import pytest
 
 from traceview.engine import open_trace
 from traceview.engine.kineto.kinds import CPU_OP, PYTHON
+from traceview.engine.kineto import lanes
 from traceview.engine.kineto.lanes import nest
 
 TRACKS, EVENTS = 300, 24
@@ -64,3 +67,36 @@ def test_the_processor_nests_exactly_as_predicted(tmp_path: Path) -> None:
         assert (lane == 0) == ("overlap lane" not in str(thread)), name
         if lane:
             assert str(thread).endswith(f"(overlap lane {lane})"), name
+
+
+class _Now:
+    """A pool that runs each call at once (the interface of the decoding pool)."""
+
+    def submit(self, fn, *args):
+        future = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+def test_long_tracks_cut_into_parts_nest_as_whole_tracks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long track is nested in parts that start where nothing is open; lanes and parents
+    must be what nesting the whole track gives."""
+    rng = random.Random(7)
+    starts, durs, kinds = [], [], []
+    t = 0
+    for _ in range(3000):  # bursts of crossing events, with gaps between some bursts
+        t += rng.choice((0, 0, 1, 5_000))
+        for _ in range(rng.randrange(1, 6)):
+            starts.append(t + rng.randrange(0, 4) * 10)  # a coarse grid: equal starts and ends, as in the rules
+            durs.append(rng.choice((0, rng.randrange(1, 6) * 10)))
+            kinds.append(rng.choice((PYTHON, CPU_OP, CPU_OP)))
+    track = np.array([1 + (i % 4 == 0) for i in range(len(starts))], dtype=np.int32)  # one long track, one shorter
+    args = (track, np.array(starts, dtype=np.int64), np.array(durs, dtype=np.int64), np.array(kinds, dtype=np.int8))
+    whole_lane, whole_parent = nest(*args)
+    assert (whole_lane > 0).sum() > 100 and (whole_parent >= 0).sum() > 1000
+    monkeypatch.setattr(lanes, "POOL_TRACK_EVENTS", 200)
+    long_track = np.flatnonzero(track == 1)
+    order = long_track[np.lexsort((-args[2][long_track], args[1][long_track]))]  # processor order
+    assert len(lanes._parts(args[1][order], args[2][order], 200)) > 10
+    part_lane, part_parent = nest(*args, pool=_Now())
+    assert (part_lane == whole_lane).all() and (part_parent == whole_parent).all()

@@ -27,7 +27,8 @@ from traceview.engine.kineto.kinds import YIELDING_KINDS
 _DISPLACED = -2
 
 
-# Tracks at least this long are nested in the decoding pool's processes, side by side.
+# Tracks at least this long are nested in the decoding pool's processes, side by side; a longer
+# one in parts of about this many events (one thread's calls can be most of a trace).
 POOL_TRACK_EVENTS = 100_000
 
 
@@ -48,13 +49,35 @@ def nest(track: np.ndarray, start: np.ndarray, dur: np.ndarray, kind: np.ndarray
     order = np.lexsort((np.arange(n), -dur, start, track))
     yields = np.isin(kind, list(YIELDING_KINDS))
     groups = np.split(order, np.flatnonzero(np.diff(track[order])) + 1)
-    remote = {i: pool.submit(nest_track, start[g], dur[g], yields[g]) for i, g in enumerate(groups)
-              if pool is not None and len(g) >= POOL_TRACK_EVENTS}
+    remote = {i: [(a, pool.submit(nest_track, start[g[a:b]], dur[g[a:b]], yields[g[a:b]]))
+                  for a, b in _parts(start[g], dur[g], POOL_TRACK_EVENTS)]
+              for i, g in enumerate(groups) if pool is not None and len(g) >= POOL_TRACK_EVENTS}
     for i, group in enumerate(groups):
-        lanes, parents = remote[i].result() if i in remote else nest_track(start[group], dur[group], yields[group])
+        if i in remote:
+            results = [(a, *future.result()) for a, future in remote[i]]
+            lanes = np.concatenate([r[1] for r in results])
+            parents = np.concatenate([np.where(r[2] >= 0, r[2] + r[0], -1) for r in results])
+        else:
+            lanes, parents = nest_track(start[group], dur[group], yields[group])
         lane[group] = lanes
         parent[group] = np.where(parents >= 0, group[np.maximum(parents, 0)], -1)
     return lane, parent
+
+
+def _parts(start: np.ndarray, dur: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """[a, b) ranges of one track's events (in processor order) that nest independently, each about
+    ``size`` long where the track allows. A part starts only where every earlier event has ended
+    (strictly before it starts): the stack is empty there in every lane, so parents and lanes
+    never reach across."""
+    m = len(start)
+    if m <= size:
+        return [(0, m)]
+    ended = np.maximum.accumulate(start + dur)
+    free = np.flatnonzero(ended[:-1] < start[1:]) + 1  # positions where a part may start
+    wanted = np.arange(size, m, size)
+    cuts = np.unique(free[np.minimum(np.searchsorted(free, wanted), len(free) - 1)]) if free.size else free
+    bounds = [0, *cuts.tolist(), m]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if a < b]
 
 
 def nest_track(start: np.ndarray, dur: np.ndarray, yields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
