@@ -37,6 +37,7 @@ import numpy as np
 
 from traceview.engine.formats import ProgressFn
 from traceview.engine.kineto import shards
+from traceview.engine.kineto.arrays import distinct, distinct_pairs
 from traceview.engine.kineto.emit import Emitter, Plan
 from traceview.engine.kineto.kinds import ANNOTATION, CPU_OP, GPU_KINDS, LAUNCH, MEMSET, PYTHON
 from traceview.engine.kineto.lanes import nest
@@ -178,15 +179,15 @@ def _scope_correlations(kind: np.ndarray, track: np.ndarray, ts: np.ndarray, cor
     launch = np.flatnonzero((kind == LAUNCH) & (corr >= 0))
     if launch.size == 0:
         return {}, 0
-    launch_tracks = np.unique(track[launch])
+    launch_tracks = distinct(track[launch])
     pid_code = {pid: i for i, pid in enumerate(dict.fromkeys(tracks[t][0] for t in launch_tracks.tolist()))}
     if len(pid_code) < 2:
         return {}, 0
     track_code = np.zeros(len(tracks), dtype=np.int64)
     track_code[launch_tracks] = [pid_code[tracks[t][0]] for t in launch_tracks.tolist()]
     launch_pid = track_code[track[launch]]
-    pairs = np.unique(np.stack([corr[launch], launch_pid]), axis=1)
-    ids, counts = np.unique(pairs[0], return_counts=True)
+    pairs = distinct_pairs(corr[launch], launch_pid)
+    ids, counts = distinct(pairs[0], counts=True)
     if not (counts > 1).any():
         return {}, 0
     offset = int(corr.max()) + 1
@@ -206,7 +207,7 @@ def _scope_correlations(kind: np.ndarray, track: np.ndarray, ts: np.ndarray, cor
         code = before[-1] if before else launches[0][1]
         if code:
             changes[i] = (int(corr[i]), int(corr[i]) + code * offset)
-    return changes, len(np.unique(pairs[1][np.isin(pairs[0], ids[counts > 1])]))
+    return changes, len(distinct(pairs[1][np.isin(pairs[0], ids[counts > 1])]))
 
 
 _LOOKUP_TABLE_MAX = 1 << 26  # correlation ids below this are looked up in a table (64 MB at most)
@@ -232,7 +233,7 @@ def _lean_keep(kind: np.ndarray, launches: np.ndarray, named: np.ndarray, parent
     above = above[above >= 0]
     keep[above[kind[above] == CPU_OP]] = True  # the op a launch call sits in
     while above.size:  # every Python frame above a launch call
-        above = np.unique(above)
+        above = distinct(above)
         keep[above[kind[above] == PYTHON]] = True
         above = parent[above]
         above = above[above >= 0]

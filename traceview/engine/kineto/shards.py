@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from traceview.engine.kineto.arrays import distinct, first_of_runs
 from traceview.engine.kineto.kinds import MEMSET
 
 # A shard per this much canonical JSON, at most one per core and MAX_SHARDS in all: each processor
@@ -43,14 +44,15 @@ def assign(kind: np.ndarray, ts: np.ndarray, dur: np.ndarray, corr: np.ndarray, 
     launch = np.flatnonzero(launches)
     if launch.size:
         order = np.argsort(corr[launch], kind="stable")
-        ids, first = np.unique(corr[launch][order], return_index=True)
-        launch_ts = ts[launch][order][first]
+        ordered = corr[launch][order]
+        first = first_of_runs(ordered)
+        ids, launch_ts = ordered[first], ts[launch][order][first]
         gpu_idx = np.flatnonzero(gpu & (corr >= 0))
         at = np.searchsorted(ids, corr[gpu_idx])
         found = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == corr[gpu_idx])
         anchor[gpu_idx[found]] = launch_ts[at[found]]
     # Bounds at distinct times, the first after the earliest: every shard holds something.
-    times = np.unique(anchor[keep])
+    times = distinct(anchor[keep])
     at = (np.arange(1, shards) * len(times)) // shards
     cuts = np.unique(times[at[at >= 1]])
     lo = np.searchsorted(cuts, anchor, side="right").astype(np.int32)
