@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import msgspec
@@ -39,26 +38,24 @@ class Plan:
     shard_hi: np.ndarray | None = None
     shards: int = 1
 
-    def compact(self, pieces: list[Piece], text_of: Callable[[Piece, list[tuple[int, int]]], Future]) -> None:
-        """Keeps only the fed events, in the pieces' text and in the plan: a lean load feeds a
-        fraction of them, and the text of the rest would wait in memory while the processors
-        fill theirs. ``text_of(piece, byte ranges)`` gives those ranges of a piece's text (it may
-        be held by the process that decoded it); all pieces are asked at once."""
+    def compact(self, pieces: list[Piece]) -> None:
+        """Drops the events that are not fed, from the pieces' text and from the plan: a lean load
+        keeps a fraction of them, and the text of the rest would wait in memory while the
+        processors fill theirs."""
+        if self.keep.all():
+            return
         new_index = np.cumsum(self.keep) - 1
-        asked = []
         for index, p in enumerate(pieces):
             g0, n = int(self.offsets[index]), len(p.kind)
             keep = self.keep[g0:g0 + n]
+            sizes = np.diff(p.frag_end, prepend=0)[keep]
             edges = np.diff(np.concatenate(([0], keep.view(np.int8), [0])))
             starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-            ends = np.concatenate(([0], p.frag_end))
-            asked.append((keep, text_of(p, list(zip(ends[starts].tolist(), ends[stops].tolist())))))
-        for p, (keep, text) in zip(pieces, asked):
-            p.frag, p.held = text.result(), None
-            p.frag_end = np.cumsum(np.diff(p.frag_end, prepend=0)[keep])
+            ends = p.frag_end
+            view = memoryview(p.frag)
+            p.frag = b"".join(view[int(ends[a - 1]) if a else 0:int(ends[b - 1])] for a, b in zip(starts, stops))
+            p.frag_end = np.cumsum(sizes)
             p.kind = p.kind[keep]
-        if self.keep.all():
-            return
         self.offsets = np.concatenate([[0], np.cumsum([len(p.kind) for p in pieces])]).astype(np.int64)
         self.new_corr = {int(new_index[i]): change for i, change in self.new_corr.items() if self.keep[i]}
         for name in ("lane", "track", "shard_lo", "shard_hi"):

@@ -15,8 +15,6 @@ the exact bytes it had (``msgspec.Raw``).
 
 from __future__ import annotations
 
-import itertools
-import os
 import re
 from array import array
 from dataclasses import dataclass, field
@@ -131,7 +129,6 @@ class Piece:
     counts: dict[str, int] = field(default_factory=dict)
     min_ts: int | None = None
     max_ts: int | None = None
-    held: tuple[int, int] | None = None  # (pid, key): ``frag`` waits in that decoding process (hold())
 
     def as_numpy(self) -> "Piece":
         """The columns as numpy arrays (views of the decoded buffers, no copy)."""
@@ -501,39 +498,6 @@ def decode_range(path: str, offset: int, length: int, options: PieceOptions) -> 
     with open(path, "rb") as fh:
         fh.seek(offset)
         return decode_piece(fh.read(length), options)
-
-
-# A decoding process keeps each piece's text until the plan says which events are fed: then only
-# those travel to the loader, cut out here, in every process at once (a lean load feeds ~40 %).
-_HELD: dict[int, bytes] = {}
-_KEYS = itertools.count()
-
-
-def _hold(piece: Piece) -> Piece:
-    key = next(_KEYS)
-    _HELD[key], piece.frag, piece.held = piece.frag, b"", (os.getpid(), key)
-    return piece
-
-
-def decode_piece_held(data: bytes, options: PieceOptions) -> Piece:
-    """``decode_piece``, its text held in this process (``take_text``)."""
-    return _hold(decode_piece(data, options))
-
-
-def decode_range_held(path: str, offset: int, length: int, options: PieceOptions) -> Piece:
-    """``decode_range``, its text held in this process (``take_text``)."""
-    return _hold(decode_range(path, offset, length, options))
-
-
-def cut_text(text: bytes, ranges: list[tuple[int, int]]) -> bytes:
-    """The byte ranges [a, b) of ``text``, back to back."""
-    view = memoryview(text)
-    return b"".join([view[a:b] for a, b in ranges])
-
-
-def take_text(key: int, ranges: list[tuple[int, int]]) -> bytes:
-    """The byte ranges of a held piece's text; the piece is released."""
-    return cut_text(_HELD.pop(key), ranges)
 
 
 def first_timestamp_ns(data: bytes) -> int | None:

@@ -46,13 +46,9 @@ from traceview.engine.kineto.piece import (
     Piece,
     PieceError,
     PieceOptions,
-    cut_text,
     decode_piece,
-    decode_piece_held,
     decode_range,
-    decode_range_held,
     first_timestamp_ns,
-    take_text,
 )
 from traceview.engine.kineto.split import Document, RawPiece, split_events, split_file
 from traceview.engine.kineto.workers import WorkerPool
@@ -68,6 +64,7 @@ SECOND_NS = 1_000_000_000
 # Each decoding process holds ~10x its piece while decoding it: 4 MiB keeps 16 of them under the file's size.
 PIECE_BYTES = 4 << 20
 POOL_MIN_BYTES = 48 << 20  # below this a process pool costs more than it saves
+NEST_WORKERS = 4  # processes kept after the decode, to nest long tracks side by side
 
 
 @dataclass(frozen=True)
@@ -128,13 +125,10 @@ def _decode_all(raws: Iterator[RawPiece], options: PieceOptions, pool, window: i
     decoded: list[Piece] = []
     events_before = 0
 
-    # Worker processes keep each piece's text until the plan asks for what is fed (Plan.compact).
-    held = isinstance(pool, WorkerPool)
-
     def submit(raw: RawPiece) -> Future:
         if raw.offset >= 0:
-            return pool.submit(decode_range_held if held else decode_range, str(path), raw.offset, raw.length, options)
-        return pool.submit(decode_piece_held if held else decode_piece, raw.data, options)
+            return pool.submit(decode_range, str(path), raw.offset, raw.length, options)
+        return pool.submit(decode_piece, raw.data, options)
 
     def top_up() -> None:
         while len(inflight) < window:
@@ -311,13 +305,15 @@ class CanonicalJson:
                 self.ledger.add_piece(p)
             if not pieces or self.ledger.events == 0:
                 raise TraceLoadError(path, "JSON holds no Chrome/Kineto trace events")
+            if isinstance(pool, WorkerPool):
+                pool.shrink(NEST_WORKERS)  # what is left to do in parallel: a few long tracks
             plan = _plan(pieces, options, self.ledger, pool)
-            for p in pieces:
-                p.drop_columns()
-            self.fed_bytes_by_shard = _fed_bytes(pieces, plan)
-            plan.compact(pieces, lambda p, ranges: _text_of(pool, p, ranges))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        for p in pieces:
+            p.drop_columns()
+        self.fed_bytes_by_shard = _fed_bytes(pieces, plan)
+        plan.compact(pieces)
         metadata = [m for p in pieces for m in p.metadata]
         self.shards = plan.shards
         self.fed_bytes = sum(self.fed_bytes_by_shard)
@@ -354,14 +350,6 @@ class CanonicalJson:
     def chunks(self) -> Iterator[bytes]:
         """The (one shard's) canonical JSON, in chunks of a few MiB."""
         return self._emitter.chunks()
-
-
-def _text_of(pool, piece: Piece, ranges: list[tuple[int, int]]) -> Future:
-    """The byte ranges of ``piece``'s text, from the process that holds it or from the piece."""
-    if piece.held is None:
-        return _InProcess().submit(cut_text, piece.frag, ranges)
-    pid, key = piece.held
-    return pool.submit_to(pid, take_text, key, ranges)
 
 
 def _fed_bytes(pieces: list[Piece], plan: Plan) -> list[int]:

@@ -77,8 +77,6 @@ class _Worker:
                 break
             with self.lock:
                 future = self.waiting.popleft()
-            if future.cancelled():  # the caller gave up on it (a piece merged with the next)
-                continue
             if ok:
                 future.set_result(value)
             else:
@@ -112,18 +110,22 @@ class WorkerPool:
 
     def __init__(self, n: int) -> None:
         self.workers = [_Worker() for _ in range(n)]
+        self._leaving: list[_Worker] = []  # told to exit by shrink(), reaped at shutdown()
 
     def submit(self, fn, *args) -> Future:
         worker = min(self.workers, key=_Worker.load)
         return worker.submit(fn, args)
 
-    def submit_to(self, pid: int, fn, *args) -> Future:
-        """``submit``, run in the worker process ``pid`` (the one that holds what ``fn`` needs)."""
-        worker = next(w for w in self.workers if w.process.pid == pid)
-        return worker.submit(fn, args)
+    def shrink(self, n: int) -> None:
+        """Keeps ``n`` workers and ends the others (idle ones: each still holds ~30 MB), without
+        waiting for them to exit."""
+        extra, self.workers = self.workers[n:], self.workers[:n]
+        self._leaving += extra
+        for worker in extra:
+            worker.process.stdin.close()  # it exits at end of input
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        for worker in self.workers:
+        for worker in self.workers + self._leaving:
             worker.close()
 
 
