@@ -228,12 +228,34 @@ def test_sharded_counts_equal_one_processor(folder: str, name: str) -> None:
     path = public_trace(folder, name)
     one = analyze(path, config=EngineConfig(cache_dir=wasm_dir(), shards=1))
     three = analyze(path, config=EngineConfig(cache_dir=wasm_dir(), shards=3))
-    assert three.steps.drop(columns="name").equals(one.steps.drop(columns="name"))
+    _assert_same_counts(one, three)
+
+
+def _assert_same_counts(one, other) -> None:
+    assert other.steps.drop(columns="name").equals(one.steps.drop(columns="name"))
     # The group key (launches.GROUP_KEYS): with frame, every row of a trace sorts to one place.
     key = ["step", "outside", "kernel", "kind", "launch_api", "op", "op_type0", "op_type1", "annotation", "frame"]
-    frames = [c.launches.sort_values(key, ignore_index=True).astype(str) for c in (one, three)]
+    frames = [c.launches.sort_values(key, ignore_index=True).astype(str) for c in (one, other)]
     assert frames[0].equals(frames[1])
-    assert three.warnings == one.warnings
+    assert other.warnings == one.warnings
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+@pytest.mark.parametrize("folder,name", [
+    ("hta-a100-cudagraph-steps", "rank0.json.gz"),  # 25 MB: 7 pieces of 4 MiB for the decoding processes
+    ("xdit-flux1-aiter-mi300x", "profile_trace_rank_0.json.gz"),  # 63 MB: 16 pieces, Python frames
+])
+def test_decoding_processes_count_as_one_process(tmp_path: Path, folder: str, name: str, compressed: bool) -> None:
+    """Pieces decoded by worker processes (and long tracks nested there, in parts) count exactly as
+    in this process. Uncompressed, the workers read their byte ranges of the file themselves;
+    compressed, they are sent the text."""
+    path = public_trace(folder, name)
+    if not compressed:
+        path = tmp_path / name.removesuffix(".gz")
+        path.write_bytes(gzip.decompress(public_trace(folder, name).read_bytes()))
+    one = analyze(path, config=EngineConfig(cache_dir=wasm_dir(), workers=1, shards=1))
+    pooled = analyze(path, config=EngineConfig(cache_dir=wasm_dir(), workers=3, shards=2))
+    _assert_same_counts(one, pooled)
 
 
 def test_no_shard_is_left_empty(tmp_path: Path) -> None:

@@ -21,11 +21,3 @@ def test_a_cancelled_request_does_not_stop_later_answers() -> None:
     finally:
         pool.shutdown()
 
-
-def test_submit_to_runs_in_the_named_process() -> None:
-    pool = WorkerPool(3)
-    try:
-        pids = [w.process.pid for w in pool.workers]
-        assert [pool.submit_to(pid, os.getpid).result(timeout=30) for pid in reversed(pids)] == pids[::-1]
-    finally:
-        pool.shutdown()

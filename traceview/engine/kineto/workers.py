@@ -77,6 +77,8 @@ class _Worker:
                 break
             with self.lock:
                 future = self.waiting.popleft()
+            if future.cancelled():  # the caller gave up on it (a piece merged with the next)
+                continue
             if ok:
                 future.set_result(value)
             else:
