@@ -32,6 +32,11 @@ _DISPLACED = -2
 POOL_TRACK_EVENTS = 100_000
 
 
+def ready() -> None:
+    """Sent to a decoding process before it is sent tracks: unpickling it imports this module and
+    numpy there (~0.3 s), while the loader is still planning."""
+
+
 def nest(track: np.ndarray, start: np.ndarray, dur: np.ndarray, kind: np.ndarray,
          pool=None) -> tuple[np.ndarray, np.ndarray]:
     """Lane (0 = the track itself) and parent (index, -1 at the top) of every event.

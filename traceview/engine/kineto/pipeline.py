@@ -27,6 +27,7 @@ Flows, instants and counters, and the args nobody reads, stay out.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
@@ -40,7 +41,7 @@ from traceview.engine.kineto import shards
 from traceview.engine.kineto.arrays import distinct, distinct_pairs
 from traceview.engine.kineto.emit import Emitter, Plan
 from traceview.engine.kineto.kinds import ANNOTATION, CPU_OP, GPU_KINDS, LAUNCH, MEMSET, PYTHON
-from traceview.engine.kineto.lanes import nest
+from traceview.engine.kineto.lanes import nest, ready
 from traceview.engine.kineto.ledger import Ledger
 from traceview.engine.kineto.piece import (
     Piece,
@@ -306,18 +307,19 @@ class CanonicalJson:
             if not pieces or self.ledger.events == 0:
                 raise TraceLoadError(path, "JSON holds no Chrome/Kineto trace events")
             if isinstance(pool, WorkerPool):
-                pool.shrink(NEST_WORKERS)  # what is left to do in parallel: a few long tracks
+                pool.shrink(NEST_WORKERS)  # what is left to do in parallel: the long tracks' parts
+                for _ in range(NEST_WORKERS):
+                    pool.submit(ready)
             plan = _plan(pieces, options, self.ledger, pool)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         for p in pieces:
             p.drop_columns()
         self.fed_bytes_by_shard = _fed_bytes(pieces, plan)
-        plan.compact(pieces)
-        metadata = [m for p in pieces for m in p.metadata]
         self.shards = plan.shards
         self.fed_bytes = sum(self.fed_bytes_by_shard)
-        self._emitter = Emitter(pieces, plan, metadata)
+        # The caller starts its processors (they need only the sizes) while the unfed text is dropped.
+        self._emitter: Future = _in_thread(lambda: _emitter(pieces, plan), "traceview-compact")
 
     def _decode(self, source, options: JsonLoadOptions, pool, workers: int) -> tuple[int, list[Piece]]:
         base = None
@@ -345,11 +347,30 @@ class CanonicalJson:
     def feed(self, sinks: list[Callable[[bytes], None]]) -> None:
         """Writes shard i's canonical JSON to ``sinks[i]`` in chunks of a few MiB (one sink per shard);
         each piece is released once written."""
-        self._emitter.feed(sinks)
+        self._emitter.result().feed(sinks)
 
     def chunks(self) -> Iterator[bytes]:
         """The (one shard's) canonical JSON, in chunks of a few MiB."""
-        return self._emitter.chunks()
+        return self._emitter.result().chunks()
+
+
+def _emitter(pieces: list[Piece], plan: Plan) -> Emitter:
+    plan.compact(pieces)  # the emitter numbers overlap lanes among the events fed
+    return Emitter(pieces, plan, [m for p in pieces for m in p.metadata])
+
+
+def _in_thread(fn: Callable[[], object], name: str) -> Future:
+    """``fn()`` on a thread of its own; its result or exception in the Future."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as err:  # raised where the result is asked for
+            future.set_exception(err)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def _fed_bytes(pieces: list[Piece], plan: Plan) -> list[int]:

@@ -92,11 +92,15 @@ class _Worker:
     def load(self) -> int:
         return len(self.waiting)
 
-    def close(self) -> None:
+    def end_input(self) -> None:
+        """Tells the process to exit once it has answered what it was sent."""
         try:
             self.process.stdin.close()
         except OSError:
             pass
+
+    def close(self) -> None:
+        self.end_input()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -124,10 +128,13 @@ class WorkerPool:
         extra, self.workers = self.workers[n:], self.workers[:n]
         self._leaving += extra
         for worker in extra:
-            worker.process.stdin.close()  # it exits at end of input
+            worker.end_input()
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        for worker in self.workers + self._leaving:
+        everyone = self.workers + self._leaving
+        for worker in everyone:  # all exit side by side (~0.1 s each with numpy loaded)
+            worker.end_input()
+        for worker in everyone:
             worker.close()
 
 
