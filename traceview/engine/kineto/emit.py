@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import msgspec
@@ -38,24 +39,24 @@ class Plan:
     shard_hi: np.ndarray | None = None
     shards: int = 1
 
-    def compact(self, pieces: list[Piece]) -> None:
+    def compact(self, pieces: list[Piece], threads: int = 1) -> None:
         """Drops the events that are not fed, from the pieces' text and from the plan: a lean load
         keeps a fraction of them, and the text of the rest would wait in memory while the
-        processors fill theirs."""
+        processors fill theirs. Pieces are cut ``threads`` at a time."""
         if self.keep.all():
             return
         new_index = np.cumsum(self.keep) - 1
-        for index, p in enumerate(pieces):
-            g0, n = int(self.offsets[index]), len(p.kind)
-            keep = self.keep[g0:g0 + n]
-            sizes = np.diff(p.frag_end, prepend=0)[keep]
-            edges = np.diff(np.concatenate(([0], keep.view(np.int8), [0])))
-            starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-            ends = p.frag_end
-            view = memoryview(p.frag)
-            p.frag = b"".join(view[int(ends[a - 1]) if a else 0:int(ends[b - 1])] for a, b in zip(starts, stops))
-            p.frag_end = np.cumsum(sizes)
+
+        def cut(index: int) -> None:
+            p, g0 = pieces[index], int(self.offsets[index])
+            keep = self.keep[g0:g0 + len(p.kind)]
+            sizes = np.diff(p.frag_end, prepend=0)
+            p.frag = np.frombuffer(p.frag, dtype=np.uint8)[np.repeat(keep, sizes)].tobytes()
+            p.frag_end = np.cumsum(sizes[keep])
             p.kind = p.kind[keep]
+
+        with ThreadPoolExecutor(max(1, threads), thread_name_prefix="traceview-compact") as pool:
+            list(pool.map(cut, range(len(pieces))))
         self.offsets = np.concatenate([[0], np.cumsum([len(p.kind) for p in pieces])]).astype(np.int64)
         self.new_corr = {int(new_index[i]): change for i, change in self.new_corr.items() if self.keep[i]}
         for name in ("lane", "track", "shard_lo", "shard_hi"):

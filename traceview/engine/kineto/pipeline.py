@@ -27,7 +27,6 @@ Flows, instants and counters, and the args nobody reads, stay out.
 from __future__ import annotations
 
 import os
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
@@ -66,6 +65,9 @@ SECOND_NS = 1_000_000_000
 PIECE_BYTES = 4 << 20
 POOL_MIN_BYTES = 48 << 20  # below this a process pool costs more than it saves
 NEST_WORKERS = 4  # processes kept after the decode, to nest long tracks side by side
+# Threads that drop the unfed text (numpy copies, which let go of the GIL). Not overlapped with
+# starting the processors: both at once put the 1 GB count's peak over 1.5x the file.
+COMPACT_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -318,8 +320,8 @@ class CanonicalJson:
         self.fed_bytes_by_shard = _fed_bytes(pieces, plan)
         self.shards = plan.shards
         self.fed_bytes = sum(self.fed_bytes_by_shard)
-        # The caller starts its processors (they need only the sizes) while the unfed text is dropped.
-        self._emitter: Future = _in_thread(lambda: _emitter(pieces, plan), "traceview-compact")
+        plan.compact(pieces, threads=min(usable_cores(), COMPACT_THREADS))
+        self._emitter = Emitter(pieces, plan, [m for p in pieces for m in p.metadata])
 
     def _decode(self, source, options: JsonLoadOptions, pool, workers: int) -> tuple[int, list[Piece]]:
         base = None
@@ -347,30 +349,11 @@ class CanonicalJson:
     def feed(self, sinks: list[Callable[[bytes], None]]) -> None:
         """Writes shard i's canonical JSON to ``sinks[i]`` in chunks of a few MiB (one sink per shard);
         each piece is released once written."""
-        self._emitter.result().feed(sinks)
+        self._emitter.feed(sinks)
 
     def chunks(self) -> Iterator[bytes]:
         """The (one shard's) canonical JSON, in chunks of a few MiB."""
-        return self._emitter.result().chunks()
-
-
-def _emitter(pieces: list[Piece], plan: Plan) -> Emitter:
-    plan.compact(pieces)  # the emitter numbers overlap lanes among the events fed
-    return Emitter(pieces, plan, [m for p in pieces for m in p.metadata])
-
-
-def _in_thread(fn: Callable[[], object], name: str) -> Future:
-    """``fn()`` on a thread of its own; its result or exception in the Future."""
-    future: Future = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(fn())
-        except BaseException as err:  # raised where the result is asked for
-            future.set_exception(err)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return future
+        return self._emitter.chunks()
 
 
 def _fed_bytes(pieces: list[Piece], plan: Plan) -> list[int]:
