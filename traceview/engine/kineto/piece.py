@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from array import array
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -428,6 +429,8 @@ class _Writer:
         return b"".join(parts)
 
     def other(self, e: _Event) -> None:
+        """A metadata event, or (full loads only: decode_piece counts the rest of a lean load's) a
+        flow, instant or counter, passed through."""
         kind = CATEGORY_KIND.get(e.cat, OTHER)
         if kind in GPU_KINDS:
             self.count(f"gpu_not_complete:{kind}")  # a GPU event that is not one "X" slice
@@ -435,9 +438,6 @@ class _Writer:
             pid, tid = _normal_id(e.pid), _normal_id(e.tid)
             name = _loads(e.name, "") if len(e.name) else ""
             self.metadata.append((name, pid, tid, _metadata_args(e.args)))
-            return
-        if self.options.lean:
-            self.count(f"not_loaded:{e.ph or '?'}")  # flows, instants, counters: counts never read them
             return
         ts = to_ns(e.ts) if len(e.ts) else None
         if ts is not None and not -_INT64 < ts < _INT64:
@@ -484,9 +484,17 @@ def decode_piece(data: bytes, options: PieceOptions) -> Piece:
         writer.count("not_an_event", bad)
     writer.count("events", len(events) + bad)
     writer.complete_all([e for e in events if e.ph == _X])
-    for e in events:
-        if e.ph != _X:
-            writer.other(e)
+    if options.lean:  # flows, instants, counters are only counted: by (phase, kind), not one by one
+        kept = [e for e in events if e.ph == _M]
+        for (ph, kind), n in Counter((e.ph, CATEGORY_KIND.get(e.cat, OTHER)) for e in events
+                                     if e.ph != _X and e.ph != _M).items():
+            if kind in GPU_KINDS:
+                writer.count(f"gpu_not_complete:{kind}", n)  # a GPU event that is not one "X" slice
+            writer.count(f"not_loaded:{ph or '?'}", n)  # counts never read them
+    else:
+        kept = [e for e in events if e.ph != _X]
+    for e in kept:
+        writer.other(e)
     return writer.result()
 
 
