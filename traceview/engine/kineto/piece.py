@@ -402,7 +402,9 @@ class _Writer:
                            for r, e in zip(read, events)])
         if corr is None or min(corr) < -1 or max(corr) >= _INT64:
             corr = [_corr(e.args.correlation) if r else -1 for r, e in zip(read, events)]
-        args = [self.lean_args(kind, c, e.args) if r else b""
+        # A launch call (most events) carries only its id: its text without a call.
+        args = [(b',"args":{"correlation":%d}' % c if c >= 0 else b"") if kind == LAUNCH else
+                self.lean_args(kind, c, e.args) if r else b""
                 for r, kind, c, e in zip(read, kinds, corr, events)]
         return corr, args
 
