@@ -171,8 +171,8 @@ def to_ns(raw: Raw | bytes) -> int | None:
     return _to_ns_slow(text)
 
 
-# Kineto writes every ts/dur of a trace the same way: microseconds with three decimals (or,
-# before 2022, whole microseconds). Checked for the whole piece at once, they parse as one list.
+# Kineto writes every ts/dur of a trace the same way: microseconds with three decimals (or, in
+# older traces such as 2021's, whole microseconds). Checked for a whole piece at once, they parse as one list.
 _THREE_DECIMALS = re.compile(rb"(?:-?[0-9]+\.[0-9]{3},)*-?[0-9]+\.[0-9]{3}")
 _WHOLE = re.compile(rb"(?:-?[0-9]+,)*-?[0-9]+")
 
