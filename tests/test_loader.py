@@ -124,6 +124,18 @@ def test_processes_that_reuse_correlation_ids(tmp_path: Path) -> None:
     assert any("correlation ids repeat across 2 processes" in w for w in counts.warnings)
 
 
+def test_correlation_ids_past_the_lookup_table(tmp_path: Path) -> None:
+    # Ids of 2**40 and more are matched by sorting, not a table indexed by id (pipeline._LOOKUP_TABLE_MAX).
+    # Step 1 launches 3 kernels, step 2 launches 1, and one launch call (id 2**40 + 9) has no kernel.
+    big = 1 << 40
+    events = [x("user_annotation", f"ProfilerStep#{s}", 1000 * s, 900) for s in (1, 2)]
+    for i, (corr, at) in enumerate([(big + 1, 1010), (big + 2, 1020), (7, 1030), (big + 3, 2010)]):
+        events += launch_and_kernel(corr, at, at + 100 + i, 5)
+    events.append(x("cuda_runtime", "cudaLaunchKernel", 2020, 1, correlation=big + 9))
+    counts = analyze(write_trace(tmp_path / "big_ids.json", events))
+    assert counts.steps.launches.tolist() == [3, 1]
+
+
 def test_strict_fails_when_a_gpu_event_cannot_be_loaded(tmp_path: Path) -> None:
     # A kernel without a usable timestamp cannot be placed anywhere: reported, and fatal with strict.
     events = [x("user_annotation", "ProfilerStep#1", 0, 1000)] + launch_and_kernel(1, 10, 100, 5)

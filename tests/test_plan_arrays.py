@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from traceview.engine.kineto.arrays import distinct, distinct_pairs, first_of_runs
+from traceview.engine.kineto.arrays import distinct, distinct_pairs, first_of_runs, member
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 5000])
@@ -21,3 +21,6 @@ def test_same_answers_as_np_unique(n: int) -> None:
         assert all(np.array_equal(g, w) for g, w in zip(distinct_pairs(values, pid), want_pairs))
     ordered = np.sort(values)
     assert np.array_equal(first_of_runs(ordered), np.unique(ordered, return_index=True)[1])
+    some = values[::3]
+    assert np.array_equal(member(values, some), np.isin(values, some))
+    assert np.array_equal(member(values, some[:0]), np.isin(values, some[:0]))

@@ -2,7 +2,8 @@
 
 ``np.unique`` hashes in the numpy we run (2.4, 2.5), and on millions of distinct int64 values
 (times, correlation ids) that took 1.9 s where sorting takes 0.02 s (2M values,
-numpy 2.4). These give the same answers by sorting.
+numpy 2.4); ``np.isin`` calls it (1.2 s for 2M ids over a wide range). These give the same
+answers by sorting.
 """
 
 from __future__ import annotations
@@ -34,3 +35,12 @@ def distinct_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, n
         return a, b
     start = np.concatenate(([True], (a[1:] != a[:-1]) | (b[1:] != b[:-1])))
     return a[start], b[start]
+
+
+def member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """``np.isin(values, of)``."""
+    ordered = np.sort(of)
+    if not len(ordered):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+    return ordered[at] == values

@@ -37,7 +37,7 @@ import numpy as np
 
 from traceview.engine.formats import ProgressFn
 from traceview.engine.kineto import shards
-from traceview.engine.kineto.arrays import distinct, distinct_pairs
+from traceview.engine.kineto.arrays import distinct, distinct_pairs, member
 from traceview.engine.kineto.emit import Emitter, Plan
 from traceview.engine.kineto.kinds import ANNOTATION, CPU_OP, GPU_KINDS, LAUNCH, MEMSET, PYTHON
 from traceview.engine.kineto.lanes import nest, ready
@@ -210,7 +210,7 @@ def _scope_correlations(kind: np.ndarray, track: np.ndarray, ts: np.ndarray, cor
         code = before[-1] if before else launches[0][1]
         if code:
             changes[i] = (int(corr[i]), int(corr[i]) + code * offset)
-    return changes, len(distinct(pairs[1][np.isin(pairs[0], ids[counts > 1])]))
+    return changes, len(distinct(pairs[1][member(pairs[0], ids[counts > 1])]))
 
 
 _LOOKUP_TABLE_MAX = 1 << 26  # correlation ids below this are looked up in a table (64 MB at most)
@@ -226,7 +226,7 @@ def _launches_with_gpu_work(kind: np.ndarray, corr: np.ndarray) -> np.ndarray:
         seen[gpu_corr] = True
         out[launch] = seen[corr[launch]]
     else:
-        out[launch] = np.isin(corr[launch], gpu_corr)
+        out[launch] = member(corr[launch], gpu_corr)
     return out
 
 
