@@ -179,17 +179,11 @@ _WHOLE = re.compile(rb"(?:-?[0-9]+,)*-?[0-9]+")
 
 def _many_ns(raws: list) -> list[int] | None:
     """``to_ns`` of every value when all have one of Kineto's forms; None when any has not."""
-    if not raws:
-        return []
     joined = b",".join(raws)
-    try:
-        if _THREE_DECIMALS.fullmatch(joined):
-            return list(map(int, joined.replace(b".", b"").split(b",")))
-        if _WHOLE.fullmatch(joined):
-            return [value * 1000 for value in map(int, joined.split(b","))]
-    except ValueError:  # more digits than int() takes: the value-by-value route says what it is
-        pass
-    return None
+    if raws and _THREE_DECIMALS.fullmatch(joined):
+        return _split_ints(joined.replace(b".", b""))
+    values = _many_ints(raws)
+    return None if values is None else [value * 1000 for value in values]
 
 
 def _many_ints(raws: list) -> list[int] | None:
@@ -197,9 +191,13 @@ def _many_ints(raws: list) -> list[int] | None:
     if not raws:
         return []
     joined = b",".join(raws)
+    return _split_ints(joined) if _WHOLE.fullmatch(joined) else None
+
+
+def _split_ints(joined: bytes) -> list[int] | None:
     try:
-        return list(map(int, joined.split(b","))) if _WHOLE.fullmatch(joined) else None
-    except ValueError:  # more digits than int() takes
+        return list(map(int, joined.split(b",")))
+    except ValueError:  # more digits than int() takes: the value-by-value route says what it is
         return None
 
 
@@ -336,6 +334,11 @@ class _Writer:
             self.track_text.append((id_text(pid), id_text(tid)))
         return found
 
+    def not_complete(self, kind: int, n: int = 1) -> None:
+        """Counts events of ``kind`` that are not "X": for a GPU kind, GPU work that is not one slice."""
+        if kind in GPU_KINDS:
+            self.count(f"gpu_not_complete:{kind}", n)
+
     def seen_ts(self, ts: int) -> None:
         self.min_ts = min(self.min_ts, ts)
         self.max_ts = max(self.max_ts, ts)
@@ -417,12 +420,13 @@ class _Writer:
 
     @staticmethod
     def lean_args(kind: int, corr: int, a: _CountArgs) -> bytes:
+        """The args text of an op (its dtypes) or a GPU event (its id, device and stream); a launch
+        call's is written in ``lean_args_all``."""
         if kind == CPU_OP:
             return b',"args":{"Input type":%s}' % (a.input_type,) if len(a.input_type) else b""
         items = [] if corr < 0 else [b'"correlation":%d' % corr]
-        if kind in GPU_KINDS:
-            items += [b'"%s":%s' % (key, value) for key, value in ((b"device", a.device), (b"stream", a.stream))
-                      if len(value)]
+        items += [b'"%s":%s' % (key, value) for key, value in ((b"device", a.device), (b"stream", a.stream))
+                  if len(value)]
         return b',"args":{%s}' % b",".join(items) if items else b""
 
     @staticmethod
@@ -433,9 +437,7 @@ class _Writer:
     def other(self, e: _Event) -> None:
         """A metadata event, or (full loads only: decode_piece counts the rest of a lean load's) a
         flow, instant or counter, passed through."""
-        kind = CATEGORY_KIND.get(e.cat, OTHER)
-        if kind in GPU_KINDS:
-            self.count(f"gpu_not_complete:{kind}")  # a GPU event that is not one "X" slice
+        self.not_complete(CATEGORY_KIND.get(e.cat, OTHER))
         if e.ph == _M:  # re-written by the loader, with the ids the processor will see
             pid, tid = _normal_id(e.pid), _normal_id(e.tid)
             name = _loads(e.name, "") if len(e.name) else ""
@@ -490,8 +492,7 @@ def decode_piece(data: bytes, options: PieceOptions) -> Piece:
         kept = [e for e in events if e.ph == _M]
         for (ph, kind), n in Counter((e.ph, CATEGORY_KIND.get(e.cat, OTHER)) for e in events
                                      if e.ph != _X and e.ph != _M).items():
-            if kind in GPU_KINDS:
-                writer.count(f"gpu_not_complete:{kind}", n)  # a GPU event that is not one "X" slice
+            writer.not_complete(kind, n)
             writer.count(f"not_loaded:{ph or '?'}", n)  # counts never read them
     else:
         kept = [e for e in events if e.ph != _X]
