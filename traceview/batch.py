@@ -30,7 +30,7 @@ import pandas as pd
 from traceview import errors
 from traceview.cache import cached_analyze, wasm_dir
 from traceview.engine import EngineConfig
-from traceview.engine.kineto.pipeline import usable_cores
+from traceview.engine.cpus import usable_cores
 from traceview.errors import TraceLoadError, TraceviewError
 from traceview.model.counts import LaunchCounts
 from traceview.model.ranks import rank_label, scan_traces, trace_files

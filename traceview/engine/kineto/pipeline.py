@@ -26,7 +26,6 @@ Flows, instants and counters, and the args nobody reads, stay out.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from traceview.engine.cpus import usable_cores
 from traceview.engine.formats import ProgressFn
 from traceview.engine.kineto import shards
 from traceview.engine.kineto.arrays import distinct, distinct_pairs, member
@@ -104,14 +104,6 @@ def _worker_count(options: JsonLoadOptions, size_hint: int) -> int:
     if size_hint < POOL_MIN_BYTES:
         return 1
     return max(1, min(usable_cores(), size_hint // options.piece_bytes))
-
-
-def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity: taskset, a container's cpuset), not the machine's."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def _executor(workers: int) -> Executor | WorkerPool:
