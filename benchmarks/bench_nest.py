@@ -10,6 +10,7 @@ numpy on its first track), and with a pool sent ``lanes.ready`` first, as the lo
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from traceview.engine import EngineConfig
 from traceview.engine.api import open_sharded
 from traceview.engine.kineto import lanes, pipeline
 from traceview.engine.kineto.workers import WorkerPool
+from traceview.errors import TraceviewError
 
 POOL = 4
 
@@ -42,7 +44,11 @@ def plan_columns(path: Path) -> tuple:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trace", type=Path)
-    columns = plan_columns(parser.parse_args(argv).trace)
+    try:
+        columns = plan_columns(parser.parse_args(argv).trace)
+    except TraceviewError as err:  # one line, as traceview's own commands say it
+        print(f"bench_nest: {err}", file=sys.stderr)
+        return 2
     for how in ("in this process", f"{POOL} processes, cold", f"{POOL} processes, warmed", "in this process"):
         pool = None if how == "in this process" else WorkerPool(POOL)
         if how.endswith("warmed"):

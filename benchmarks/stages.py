@@ -12,6 +12,7 @@ processor is assumed cached (run once before).
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 from traceview.cache import wasm_dir
 from traceview.engine import EngineConfig, api
 from traceview.engine.kineto import emit, pipeline, shards, workers
+from traceview.errors import TraceviewError
 from traceview.model import counts
 
 STAGES = ((pipeline, "_decode_all", "decode"), (pipeline, "_plan", "plan"), (api, "feed", "feed"),
@@ -55,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: by size)")
     parser.add_argument("--detail", action="store_true", help="also time the plan's parts and the steps after it")
     args = parser.parse_args(argv)
-    marks, total = timed_stages(args.trace, args.shards, args.workers, args.detail)
+    try:
+        marks, total = timed_stages(args.trace, args.shards, args.workers, args.detail)
+    except TraceviewError as err:  # one line, as traceview's own commands say it
+        print(f"stages: {err}", file=sys.stderr)
+        return 2
     print(" ".join(f"{label}={at:.2f}" for label, at in marks), f"total={total:.2f}")
     return 0
 
