@@ -34,6 +34,7 @@ def canonical_copy(path: Path, directory: Path, config: EngineConfig | None = No
     out = directory / f"{file.path.name.split('.')[0]}.traceview.json"
     partial = out.with_name(out.name + ".partial")
     with partial.open("wb") as fh:
-        canonical.feed([fh.write])
+        for chunk in canonical.chunks():
+            fh.write(chunk)
     partial.replace(out)
     return out

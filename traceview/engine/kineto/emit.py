@@ -9,7 +9,8 @@ shard gets the events the plan put in it (``shards.py``) and every "M" event.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -66,6 +67,16 @@ class Plan:
         self.keep = np.ones(len(self.lane), dtype=bool)
 
 
+def _shard_span(plan: Plan, g0: int, g1: int) -> tuple[int, int]:
+    """The first and last shard that events g0..g1 go to; (shards, -1) when none is fed."""
+    if plan.shards == 1:
+        return 0, 0
+    kept = plan.keep[g0:g1]
+    if not kept.any():
+        return plan.shards, -1
+    return int(plan.shard_lo[g0:g1][kept].min()), int(plan.shard_hi[g0:g1][kept].max())
+
+
 class Emitter:
     """Streams the plan's canonical JSON; each piece is released once written."""
 
@@ -80,6 +91,13 @@ class Emitter:
         on_lane = np.flatnonzero(plan.lane > 0)
         for track, lane in sorted(set(zip(plan.track[on_lane].tolist(), plan.lane[on_lane].tolist()))):
             ids.lane(plan.tracks[track], lane)
+        self._streams_left = [plan.shards] * len(pieces)
+        self._release_lock = threading.Lock()
+        # The shards each piece has events for: a shard's stream skips the other pieces at once.
+        self.shard_span = [_shard_span(plan, int(plan.offsets[i]), int(plan.offsets[i + 1]))
+                           for i in range(len(pieces))]
+        # Made once, before the streams run side by side: it is where ids may still be assigned.
+        self.head = HEAD + self.metadata_text()
 
     def retargeted(self, text: bytes, track: int, lane: int) -> bytes:
         (old_pid, old_tid), (pid, tid) = self.worker_text[track], self.canon_text[track]
@@ -111,6 +129,9 @@ class Emitter:
         n = len(p.kind)
         keep = self.plan.keep[g0:g0 + n]
         if self.plan.shards > 1:
+            lo, hi = self.shard_span[index]
+            if not lo <= shard <= hi and not (shard == 0 and p.passthrough):
+                return []
             keep = keep & (self.plan.shard_lo[g0:g0 + n] <= shard) & (self.plan.shard_hi[g0:g0 + n] >= shard)
         special = (self.plan.lane[g0:g0 + n] > 0) | self.retarget[self.plan.track[g0:g0 + n]]
         if self.plan.new_corr:
@@ -144,26 +165,23 @@ class Emitter:
                 name.encode(), pid, tid, msgspec.json.encode(label)))
         return b"".join(out)
 
-    def feed(self, sinks: list[Callable[[bytes], None]]) -> None:
-        """Writes every shard's JSON, in chunks of a few MiB, to ``sinks[shard]``, one pass over the pieces."""
-        pending: list[list] = [[HEAD, self.metadata_text()] for _ in sinks]
-        sizes = [0] * len(sinks)
-        chunk_bytes = max(1 << 20, CHUNK_BYTES // len(sinks))  # what waits for the processors stays ~constant
+    def chunks(self, shard: int = 0) -> Iterator[bytes]:
+        """Shard ``shard``'s JSON in chunks of a few MiB. Each shard has its own stream, so the
+        processors parse side by side: shards hold stretches of time, which are stretches of the
+        file, and one pass in file order would feed them one after another. A piece is released
+        once every shard's stream has passed it."""
+        chunk_bytes = max(1 << 20, CHUNK_BYTES // self.plan.shards)  # what waits for the processors stays ~constant
+        pending, size = [self.head], 0
         for index in range(len(self.pieces)):
-            for shard, sink in enumerate(sinks):
-                texts = self.piece_text(index, shard)
-                pending[shard] += texts
-                sizes[shard] += sum(len(t) for t in texts)
-                if sizes[shard] >= chunk_bytes:
-                    sink(b"".join(pending[shard]))
-                    pending[shard], sizes[shard] = [], 0
-            self.pieces[index] = None  # type: ignore[call-overload]  # its text is on its way
-        for shard, sink in enumerate(sinks):
-            tail = b"".join(pending[shard])
-            sink((tail[:-1] if tail.endswith(b",") else tail) + TAIL)
-
-    def chunks(self) -> Iterator[bytes]:
-        """The one shard's JSON as an iterator of chunks."""
-        out: list[bytes] = []
-        self.feed([out.append])
-        return iter(out)
+            texts = self.piece_text(index, shard)
+            pending += texts
+            size += sum(len(t) for t in texts)
+            with self._release_lock:
+                self._streams_left[index] -= 1
+                if not self._streams_left[index]:
+                    self.pieces[index] = None  # type: ignore[call-overload]  # its text is on its way
+            if size >= chunk_bytes:
+                yield b"".join(pending)
+                pending, size = [], 0
+        tail = b"".join(pending)
+        yield (tail[:-1] if tail.endswith(b",") else tail) + TAIL

@@ -338,14 +338,10 @@ class CanonicalJson:
                                  "nanoseconds exact only within 52 days of the earliest one")
         return base, pieces
 
-    def feed(self, sinks: list[Callable[[bytes], None]]) -> None:
-        """Writes shard i's canonical JSON to ``sinks[i]`` in chunks of a few MiB (one sink per shard);
-        each piece is released once written."""
-        self._emitter.feed(sinks)
-
-    def chunks(self) -> Iterator[bytes]:
-        """The (one shard's) canonical JSON, in chunks of a few MiB."""
-        return self._emitter.chunks()
+    def chunks(self, shard: int = 0) -> Iterator[bytes]:
+        """Shard ``shard``'s canonical JSON in chunks of a few MiB. Every shard's stream must be read
+        to its end (they may be read side by side): a piece is released once all have passed it."""
+        return self._emitter.chunks(shard)
 
 
 def _fed_bytes(pieces: list[Piece], plan: Plan) -> list[int]:
