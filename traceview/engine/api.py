@@ -14,9 +14,11 @@ format is detected from the content, not the extension.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
@@ -34,6 +36,9 @@ select name, idx, severity, source, value, description from stats
 where value > 0 and severity in ('error', 'data_loss')
 order by name
 """
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,7 @@ def _load(file: TraceFile, config: EngineConfig, on_progress: ProgressFn | None)
         else:
             feed(canonical, backends)
         traces = [Trace(file, backend, canonical) for backend in backends]
-        for trace in traces:
-            _validate(trace)
+        on_shards(_validate, traces)
         _check_conservation(traces, config.strict)
         return traces
     except TraceviewError as err:
@@ -163,6 +167,14 @@ def _start_backends(config: EngineConfig, sizes: list[int]) -> list[Backend]:
     return started
 
 
+def on_shards(fn: Callable[[T], R], shards: Sequence[T]) -> list[R]:
+    """``fn`` on every processor at once (a query into wasm releases the GIL); results in shard order."""
+    if len(shards) == 1:
+        return [fn(shards[0])]
+    with ThreadPoolExecutor(len(shards), thread_name_prefix="traceview-shard") as pool:
+        return list(pool.map(fn, shards))
+
+
 def _validate(trace: Trace) -> None:
     """Rejects files the processor accepted but found nothing in. A parse failure was raised by
     the load already (TraceLoadError); a query failing here is a QueryError with its own reason."""
@@ -183,10 +195,9 @@ def _check_conservation(traces: list[Trace], strict: bool) -> None:
     ledger = traces[0].ledger
     if ledger is None:
         return
-    loaded = []
-    for trace in traces:
-        frame = trace.query("select category, count(*) as n from slice group by category")
-        loaded.append({"" if pd.isna(c) else str(c): int(n) for c, n in zip(frame["category"], frame["n"])})
+    frames = on_shards(lambda trace: trace.query("select category, count(*) as n from slice group by category"),
+                       traces)
+    loaded = [{"" if pd.isna(c) else str(c): int(n) for c, n in zip(f["category"], f["n"])} for f in frames]
     dropped = ledger.dropped(loaded)
     problems = ledger.problems(dropped)
     for trace in traces:

@@ -15,10 +15,11 @@ from functools import lru_cache
 import pandas as pd
 
 from traceview.engine import ShardedTrace, Trace
+from traceview.engine.api import on_shards
 from traceview.errors import RulesError
 from traceview.model.columns import empty, typed
 from traceview.model.rules import compile_regex, read_toml
-from traceview.model.sql import on_shards, run_sql_file, shards_of, sql_literal
+from traceview.model.sql import run_sql_file, shards_of, sql_literal
 from traceview.model.steps import StepSelection
 
 # Columns of the grouped launches and their dtypes (<NA>: none, e.g. no op above the launch call;

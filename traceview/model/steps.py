@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from traceview.engine import ShardedTrace, Trace
+from traceview.engine.api import on_shards
 from traceview.model.columns import empty
 from traceview.model.rules import StepMarker, compile_regex, load_step_markers
-from traceview.model.sql import on_shards, shards_of, sql_literal
+from traceview.model.sql import shards_of, sql_literal
 
 # Markers are searched among every slice but the GPU's: GPU work, and the GPU-side copy of an
 # annotation (gpu_user_annotation), so that ProfilerStep#N, written on both sides, counts once.

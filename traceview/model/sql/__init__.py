@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from importlib import resources
-from typing import TypeVar
 
 import pandas as pd
 
 from traceview.engine import Trace
-
-T = TypeVar("T")
 
 
 @lru_cache(maxsize=None)
@@ -33,11 +28,3 @@ def sql_literal(value: str) -> str:
 def shards_of(trace) -> list[Trace]:
     """The processors a trace is in: a ShardedTrace's shards, or the one Trace."""
     return list(getattr(trace, "shards", [trace]))
-
-
-def on_shards(fn: Callable[[Trace], T], shards: Sequence[Trace]) -> list[T]:
-    """``fn`` on every shard at once (a query into wasm releases the GIL); results in shard order."""
-    if len(shards) == 1:
-        return [fn(shards[0])]
-    with ThreadPoolExecutor(len(shards), thread_name_prefix="traceview-shard") as pool:
-        return list(pool.map(fn, shards))
