@@ -492,7 +492,8 @@ def bench_ranks_pinned(n: int, ranks: Path, source: Path, env: dict[str, str], e
                        repeats: int) -> dict | None:
     """The goal as worded: N ranks on N cores against one rank on one core, each run ``repeats`` times
     (the median counts), beside the same pair for the orjson + Python count, which shows how this
-    machine itself scales N side-by-side Python processes that parse JSON."""
+    machine itself scales N side-by-side Python processes that parse JSON, and for a pure-Python loop
+    that shares nothing but the cores."""
     cpus = one_cpu_per_core(n)
     if cpus is None:
         return None
@@ -505,6 +506,8 @@ def bench_ranks_pinned(n: int, ranks: Path, source: Path, env: dict[str, str], e
                            "-f", "json", "-o", str(LOGS / "pinned.traceview_all.out.json")], cpus, n),
         "orjson_one": ([*parallel, str(one)], cpus[:1], 1),
         "orjson_all": ([*parallel, *map(str, every)], cpus, n),
+        "spin_one": ([sys.executable, "-m", "benchmarks.bench_peers", "--spin", "1"], cpus[:1], 1),
+        "spin_all": ([sys.executable, "-m", "benchmarks.bench_peers", "--spin", str(n)], cpus, n),
     }
     out: dict = {"cpus": cpus, "repeats": repeats, "runs": {}}
     for name, (cmd, pin, count) in runs.items():
@@ -518,6 +521,24 @@ def bench_ranks_pinned(n: int, ranks: Path, source: Path, env: dict[str, str], e
             print(json.dumps({"pinned": name, **record}), flush=True)
         out["runs"][name] = records
     return out
+
+
+SPIN_STEPS = 60_000_000  # ~4 s of one core on the 16-core host
+
+
+def _spin_once() -> int:
+    total = 0
+    for i in range(SPIN_STEPS):  # integers and the interpreter only: no memory traffic to share
+        total = (total + i * i) & 0xFFFF
+    return total
+
+
+def _spin(n: int) -> int:
+    """The same pure-Python arithmetic in ``n`` processes at once: how this machine's cores scale when
+    nothing but the cores is shared (frequency, SMT, neighbours). The floor under any N-rank ratio."""
+    procs = [subprocess.Popen([sys.executable, "-c", "from benchmarks.bench_peers import _spin_once; _spin_once()"],
+                              cwd=REPO) for _ in range(n)]
+    return 1 if any(proc.wait() != 0 for proc in procs) else 0
 
 
 def _parallel(tool: str, sidecar: Path, paths: list[Path]) -> int:
@@ -597,6 +618,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "the median counts (default: %(default)s)")
     parser.add_argument("--worker", nargs=3, metavar=("TOOL", "TRACE", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--parallel", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
+    parser.add_argument("--spin", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for size in (*args.sizes, args.hta_max, args.rank_size):
         try:
@@ -629,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.worker:
         return _worker(args.worker[0], Path(args.worker[1]), Path(args.worker[2]))
+    if args.spin:
+        return _spin(args.spin)
     if args.parallel:
         return _parallel(args.parallel[0], Path(args.parallel[1]), [Path(p) for p in args.parallel[2:]])
     results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else None

@@ -260,7 +260,9 @@ def _ranks_table(entry: dict) -> list[str]:
 PINNED_LABELS = {"traceview_one": ("traceview, one rank on one core", "traceview counts rank0.json --jobs 1"),
                  "traceview_all": ("traceview, {n} ranks on {n} cores", "traceview counts <dir of {n}> --jobs {n}"),
                  "orjson_one": ("orjson + Python count, one rank on one core", "1 process"),
-                 "orjson_all": ("orjson + Python count, {n} ranks on {n} cores", "{n} processes at once")}
+                 "orjson_all": ("orjson + Python count, {n} ranks on {n} cores", "{n} processes at once"),
+                 "spin_one": ("pure-Python loop (no trace), one on one core", "1 process"),
+                 "spin_all": ("pure-Python loop (no trace), {n} on {n} cores", "{n} processes at once")}
 
 
 def _pinned_table(entry: dict) -> list[str]:
@@ -280,6 +282,8 @@ def _pinned_table(entry: dict) -> list[str]:
         if name.startswith("orjson"):
             check = "per-step kernels = expected in every process" if all(_done(r) for r in records) else \
                 "**a process failed or differs from expected**"
+        if name.startswith("spin"):
+            check = "the same fixed work in each process" if all(_done(r) for r in records) else "**a run failed**"
         rows.append(f"| {label} | `{command}` | {walls} | {cpu} | {sys_s} | "
                     f"{records[0]['load_avg_before']}→{records[-1]['load_avg_after']} | {check} |")
     walls = pinned_medians(entry)
@@ -287,7 +291,8 @@ def _pinned_table(entry: dict) -> list[str]:
              f"{pinned['repeats']} times one after another:", "",
              "| run | command | wall s | CPU s | of which system s | load avg | check |",
              "|---|---|---|---|---|---|---|", *rows, ""]
-    for tool, name in (("traceview", "traceview"), ("orjson", "orjson + Python count")):
+    for tool, name in (("traceview", "traceview"), ("orjson", "orjson + Python count"),
+                       ("spin", "pure-Python loop")):
         if f"{tool}_one" in walls and f"{tool}_all" in walls:
             lines.append(f"- {name}: {n} ranks on {n} cores over one rank on one core, median wall: "
                          f"{walls[f'{tool}_all'] / walls[f'{tool}_one']:.2f}×.")
@@ -403,8 +408,9 @@ def _goal_ranks(results: dict) -> tuple[str, bool | None]:
         return "not measured", None
     ratio = walls["traceview_all"] / walls["traceview_one"]
     runs_ok = pinned_checks_ok(entry)
-    reference = (f"; orjson + Python count, pinned the same way: {walls['orjson_all'] / walls['orjson_one']:.2f}"
-                 if "orjson_one" in walls and "orjson_all" in walls else "")
+    reference = "".join(f"; {name}, pinned the same way: {walls[f'{tool}_all'] / walls[f'{tool}_one']:.2f}"
+                        for tool, name in (("orjson", "orjson + Python count"), ("spin", "pure-Python loop"))
+                        if f"{tool}_one" in walls and f"{tool}_all" in walls)
     text = (f"{ratio:.2f} ({walls['traceview_all']:.1f} s / {walls['traceview_one']:.1f} s, medians of "
             f"{entry['pinned']['repeats']}; {entry['ranks']} × {entry['label']}{reference})"
             f"{'' if runs_ok else '; **a rank differs from expected**'}")

@@ -312,7 +312,9 @@ class CanonicalJson:
         self.fed_bytes_by_shard = _fed_bytes(pieces, plan)
         self.shards = plan.shards
         self.fed_bytes = sum(self.fed_bytes_by_shard)
-        plan.compact(pieces, threads=min(usable_cores(), COMPACT_THREADS))
+        # The cores this load may use: a batch gives each trace its share (options.workers).
+        cores = usable_cores() if options.workers is None else max(1, options.workers)
+        plan.compact(pieces, threads=min(cores, COMPACT_THREADS))
         self._emitter = Emitter(pieces, plan, [m for p in pieces for m in p.metadata])
 
     def _decode(self, source, options: JsonLoadOptions, pool, workers: int) -> tuple[int, list[Piece]]:
