@@ -3,6 +3,8 @@ stdout, help examples that work, did-you-mean, --executor, and warnings that say
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -48,6 +50,31 @@ def test_a_closed_stdout_is_not_a_failed_expectation():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 141, err  # 128 + SIGPIPE, as a shell reports `... | head`
     assert "Traceback" not in err and "Error" not in err
+
+
+def test_the_console_exit_delivers_everything(tmp_path):
+    # main() skips the interpreter's teardown: piped output must still arrive whole, the exit code
+    # must be the command's, exit handlers must run, and a thread still at work must be waited for.
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout is a pipe: block-buffered
+    done = subprocess.run([sys.executable, "-m", "traceview", "counts", str(SAMPLE), "--no-cache", "-f", "json"],
+                          capture_output=True, text=True, timeout=300, env=buffered)
+    assert done.returncode == 0 and json.loads(done.stdout)["trace"] == str(SAMPLE), done.stderr
+    missing = tmp_path / "missing.json"
+    script = f"""
+import atexit, sys, threading, time
+from pathlib import Path
+atexit.register(lambda: Path({str(tmp_path / 'handler')!r}).write_text("ran"))
+def late():
+    time.sleep(0.5)
+    Path({str(tmp_path / 'thread')!r}).write_text("finished")
+threading.Thread(target=late).start()
+sys.argv = ["traceview", "counts", {str(missing)!r}]
+from traceview.cli.app import main
+main()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip() == f"traceview: {missing}: no such file"
+    assert (tmp_path / "handler").read_text() == "ran" and (tmp_path / "thread").read_text() == "finished"
 
 
 def test_help_examples_are_valid_and_name_the_right_files(capsys):
