@@ -50,7 +50,8 @@ tool starts with it in the page cache.
 - **traceview, cache fill / warm**: `traceview.cache.cached_analyze(path)` twice against an empty
   `TRACEVIEW_CACHE_DIR`: the fill computes, hashes the file and writes the entry; *warm* is the next process,
   which finds the file's SHA-256 remembered under the file's identity (inode, size, mtime, ctime; the fill hashed
-  every byte) and reads the entry back.
+  every byte) and reads the entry back. Each runs in this benchmark's worker process, which ends the ordinary way;
+  the `traceview` command itself ends without the interpreter's module teardown (`cli/app.py: main`).
 - **HolisticTraceAnalysis**: `TraceAnalysis(trace_dir=<a directory holding only this trace>,
   include_last_profiler_step=True)` (HTA's default drops the last step), with HTA's default parser backend
   (`json.loads` of the whole file), then kernels (`cat == "kernel"`) grouped by the `iteration` column HTA assigns
@@ -70,7 +71,8 @@ tool starts with it in the page cache.
   `--jobs 1` against the directory on N cores with `--jobs N` (one core each), each run repeated and the medians
   compared; beside it the same pair for the orjson + Python count (one process, then N processes at once, one
   rank each), which shows how far the machine itself lets N side-by-side Python processes that parse JSON
-  scale. All with `--no-cache` and an empty
+  scale, and for a pure-Python loop of fixed work (`--spin`: integer arithmetic, no memory traffic), which
+  shares nothing but the cores and so is the floor under any N-rank ratio there. All with `--no-cache` and an empty
   `TRACEVIEW_CACHE_DIR` whose `wasm/` is the compiled-module cache (warmed by one CLI run first); the memory
   columns as above. The check compares every rank's JSON, step by step, with the sidecar: all GPU launches of the
   step (`total`: kernels, memcpys, memsets) and those outside any step."""
