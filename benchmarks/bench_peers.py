@@ -15,6 +15,8 @@ The tools:
 - ``traceview_fill`` / ``traceview_warm``: ``traceview.cache.cached_analyze``
   twice, in two processes, against an empty result cache: the first computes
   and stores, the second is the cache hit a rerun gets;
+- ``traceview_cli_warm``: the command a user reruns, ``traceview counts TRACE -f json``,
+  on the cache the fill left (its JSON is checked: every GPU launch of each step);
 - ``hta``: ``TraceAnalysis(trace_dir=<dir holding only this file>)`` plus the
   per-step kernel counts read from the frame it builds (skipped above --hta-max).
 
@@ -55,11 +57,12 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 LOGS = DATA / "peers_logs"
 RESULTS_JSON = DATA / "peers_results.json"
-TOOLS = ("orjson", "orjson_count", "traceview_cold", "traceview_fill", "traceview_warm", "hta")
+TOOLS = ("orjson", "orjson_count", "traceview_cold", "traceview_fill", "traceview_warm", "traceview_cli_warm", "hta")
 SHAPES = ("real", "generated")
 SIZES = ("100MB", "500MB", "1GB", "2.5GB")
 SCENARIOS = ("peers", "ranks")
-REPEATED = ("orjson_count", "traceview_cold", "traceview_warm")  # what the goals compare: median of --repeats runs
+# What the goals compare: the median of --repeats runs.
+REPEATED = ("orjson_count", "traceview_cold", "traceview_warm", "traceview_cli_warm")
 # Imported when a trace is made, not in the timed tool processes (--worker): they would add their start-up.
 GENERATORS = {"real": ("benchmarks.realshape", "realshape"), "generated": ("benchmarks.gen_kineto", "kineto")}
 DEFAULT_TIMEOUT_S = 480  # "more than ~8 minutes" is recorded as such, not waited for
@@ -312,9 +315,14 @@ def measure(tool: str, path: Path, timeout_s: float, env: dict[str, str], log: P
     """One fresh process running ``tool`` on ``path`` (this module's --worker); its record and what it found."""
     out = log.with_suffix(".json")
     out.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "benchmarks.bench_peers", "--worker", tool, str(path), str(out)]
+    if tool == "traceview_cli_warm":
+        cmd = [sys.executable, "-m", "traceview", "counts", str(path), "-f", "json", "-o", str(out)]
+    else:
+        cmd = [sys.executable, "-m", "benchmarks.bench_peers", "--worker", tool, str(path), str(out)]
     record = {"tool": tool, **measure_command(cmd, timeout_s, env, log, tree=True)}
-    if record["exit_code"] == 0 and out.exists():
+    if record["exit_code"] == 0 and out.exists() and tool == "traceview_cli_warm":
+        record["gpu_per_step"] = {step["name"]: step["total"] for step in json.loads(out.read_text())["steps"]}
+    elif record["exit_code"] == 0 and out.exists():
         record.update(json.loads(out.read_text()))
     elif "error_tail" not in record:
         record["error_tail"] = log.read_text(errors="replace").strip().splitlines()[-3:]
@@ -329,7 +337,7 @@ def _parse_size(label: str) -> int:
 
 def _skip_reason(tool: str, path: Path, label: str, hta_max: str) -> str | None:
     """Why ``tool`` is not run on this trace, if it is not."""
-    if tool in ("traceview_fill", "traceview_warm") and not cache_available():
+    if tool in ("traceview_fill", "traceview_warm", "traceview_cli_warm") and not cache_available():
         return "n/a (cache not available)"
     if tool == "hta" and _parse_size(label) > _parse_size(hta_max):
         return f"skipped: {label} > --hta-max {hta_max} (HTA holds 6-8× the file in RAM)"
@@ -369,6 +377,9 @@ def bench_size(label: str, tools: list[str], timeout_s: float, shape: str = "gen
             record = _median_run([measure(tool, path, timeout_s, env, log) for log in logs])
             if "per_step" in record:
                 record["per_step_check"] = compare(record["per_step"], expected["kernels_per_step"])
+            if "gpu_per_step" in record:  # the CLI's JSON: every GPU launch of each step
+                record["per_step_check"] = {**compare(record.pop("gpu_per_step"), expected["gpu_per_step"]),
+                                            "unit": "GPU launches"}
             results.append(record)
             print(json.dumps({"shape": shape, **{k: v for k, v in record.items() if k != "per_step"}}), flush=True)
     _cross_check(results)
