@@ -78,7 +78,7 @@ def _shard_span(plan: Plan, g0: int, g1: int) -> tuple[int, int]:
 
 
 class Emitter:
-    """Streams the plan's canonical JSON; each piece is released once written."""
+    """Streams the plan's canonical JSON, one stream per shard; a piece is released once every stream has passed it."""
 
     def __init__(self, pieces: list[Piece], plan: Plan, metadata: list[tuple]) -> None:
         self.pieces = pieces
