@@ -66,15 +66,19 @@ class Plan:
                 setattr(self, name, column[self.keep])
         self.keep = np.ones(len(self.lane), dtype=bool)
 
+    def fed_to(self, shard: int, g0: int, n: int) -> np.ndarray:
+        """Which of events g0..g0+n are fed to ``shard``'s processor."""
+        keep = self.keep[g0:g0 + n]
+        if self.shards == 1:
+            return keep
+        return keep & (self.shard_lo[g0:g0 + n] <= shard) & (self.shard_hi[g0:g0 + n] >= shard)
 
-def _shard_span(plan: Plan, g0: int, g1: int) -> tuple[int, int]:
-    """The first and last shard that events g0..g1 go to; (shards, -1) when none is fed."""
-    if plan.shards == 1:
-        return 0, 0
-    kept = plan.keep[g0:g1]
-    if not kept.any():
-        return plan.shards, -1
-    return int(plan.shard_lo[g0:g1][kept].min()), int(plan.shard_hi[g0:g1][kept].max())
+    def shard_span(self, g0: int, g1: int) -> tuple[int, int]:
+        """The first and last shard that events g0..g1 go to; (shards, -1) when none is fed."""
+        kept = self.keep[g0:g1]
+        if not kept.any():
+            return self.shards, -1
+        return int(self.shard_lo[g0:g1][kept].min()), int(self.shard_hi[g0:g1][kept].max())
 
 
 class Emitter:
@@ -94,8 +98,8 @@ class Emitter:
         self._streams_left = [plan.shards] * len(pieces)
         self._release_lock = threading.Lock()
         # The shards each piece has events for: a shard's stream skips the other pieces at once.
-        self.shard_span = [_shard_span(plan, int(plan.offsets[i]), int(plan.offsets[i + 1]))
-                           for i in range(len(pieces))]
+        self.shard_span = [plan.shard_span(int(plan.offsets[i]), int(plan.offsets[i + 1]))
+                           for i in range(len(pieces))] if plan.shards > 1 else []
         # Made once, before the streams run side by side: it is where ids may still be assigned.
         self.head = HEAD + self.metadata_text()
 
@@ -127,12 +131,11 @@ class Emitter:
         """The texts of piece ``index`` that go to ``shard``, in file order."""
         p, g0 = self.pieces[index], int(self.plan.offsets[index])
         n = len(p.kind)
-        keep = self.plan.keep[g0:g0 + n]
-        if self.plan.shards > 1:
+        if self.shard_span:
             lo, hi = self.shard_span[index]
             if not lo <= shard <= hi and not (shard == 0 and p.passthrough):
                 return []
-            keep = keep & (self.plan.shard_lo[g0:g0 + n] <= shard) & (self.plan.shard_hi[g0:g0 + n] >= shard)
+        keep = self.plan.fed_to(shard, g0, n)
         special = (self.plan.lane[g0:g0 + n] > 0) | self.retarget[self.plan.track[g0:g0 + n]]
         if self.plan.new_corr:
             special[[i - g0 for i in self.plan.new_corr if g0 <= i < g0 + n]] = True

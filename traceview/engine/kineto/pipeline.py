@@ -351,11 +351,8 @@ def _fed_bytes(pieces: list[Piece], plan: Plan) -> list[int]:
     total = [0] * plan.shards
     for index, p in enumerate(pieces):
         g0, sizes = int(plan.offsets[index]), np.diff(p.frag_end, prepend=0)
-        keep = plan.keep[g0:g0 + len(sizes)]
         for shard in range(plan.shards):
-            mask = keep if plan.shards == 1 else \
-                keep & (plan.shard_lo[g0:g0 + len(sizes)] <= shard) & (plan.shard_hi[g0:g0 + len(sizes)] >= shard)
-            total[shard] += int(sizes[mask].sum())
+            total[shard] += int(sizes[plan.fed_to(shard, g0, len(sizes))].sum())
         total[0] += sum(len(text) for text, _ in p.passthrough)
     return total
 
