@@ -320,10 +320,12 @@ def measure(tool: str, path: Path, timeout_s: float, env: dict[str, str], log: P
     else:
         cmd = [sys.executable, "-m", "benchmarks.bench_peers", "--worker", tool, str(path), str(out)]
     record = {"tool": tool, **measure_command(cmd, timeout_s, env, log, tree=True)}
-    if record["exit_code"] == 0 and out.exists() and tool == "traceview_cli_warm":
-        record["gpu_per_step"] = {step["name"]: step["total"] for step in json.loads(out.read_text())["steps"]}
-    elif record["exit_code"] == 0 and out.exists():
-        record.update(json.loads(out.read_text()))
+    if record["exit_code"] == 0 and out.exists():
+        found = json.loads(out.read_text())
+        if tool == "traceview_cli_warm":  # the CLI's JSON: every GPU launch of each step
+            record["gpu_per_step"] = {step["name"]: step["total"] for step in found["steps"]}
+        else:
+            record.update(found)
     elif "error_tail" not in record:
         record["error_tail"] = log.read_text(errors="replace").strip().splitlines()[-3:]
     return record
@@ -377,7 +379,7 @@ def bench_size(label: str, tools: list[str], timeout_s: float, shape: str = "gen
             record = _median_run([measure(tool, path, timeout_s, env, log) for log in logs])
             if "per_step" in record:
                 record["per_step_check"] = compare(record["per_step"], expected["kernels_per_step"])
-            if "gpu_per_step" in record:  # the CLI's JSON: every GPU launch of each step
+            if "gpu_per_step" in record:
                 record["per_step_check"] = {**compare(record.pop("gpu_per_step"), expected["gpu_per_step"]),
                                             "unit": "GPU launches"}
             results.append(record)

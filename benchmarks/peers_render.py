@@ -113,7 +113,8 @@ def check_matches(check: dict | None) -> bool:
     return check is not None and check["differ"] == 0 and not check["extra_steps"]
 
 
-def _check_text(check: dict, unit: str = "kernels") -> str:
+def _check_text(check: dict, unit: str | None = None) -> str:
+    unit = unit or check.get("unit", "kernels")  # a check of the CLI's JSON counts every GPU launch
     if check_matches(check):
         return f"= expected in all {check['steps']} steps ({check['total']:,} {unit})"
     first = ", ".join(f"{s}: {got} vs {want}" for s, (got, want) in check["first_differences"].items())
@@ -130,7 +131,7 @@ def _check_cell(record: dict) -> str:
     check = record.get("per_step_check")
     if check is None:
         return ("not finished" + stages) if record.get("timed_out") else "–"
-    text = _check_text(check, check.get("unit", "kernels"))
+    text = _check_text(check)
     if "differs_from_traceview_cold" in record:
         n = record["differs_from_traceview_cold"]
         text += "; = traceview cold" if n == 0 else f"; **differs from traceview cold in {n} steps**"
@@ -381,7 +382,7 @@ def _goal_warm(results: dict) -> tuple[str, bool | None]:
     if not _done(warm):
         return "not measured", None
     walls = f", median of {' / '.join(f'{w:.2f}' for w in warm['walls'])}" if warm.get("walls") else ""
-    how = (f"`traceview counts`; {_check_text(warm['per_step_check'], 'GPU launches')}"
+    how = (f"`traceview counts`; {_check_text(warm['per_step_check'])}"
            if warm["tool"] == "traceview_cli_warm" else f"{warm['in_process_s']:.2f} s in-process")
     return f"{warm['wall_s']:.2f} s wall{walls} ({how})", warm["wall_s"] < 1 and check_matches(warm["per_step_check"])
 
