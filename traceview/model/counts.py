@@ -59,12 +59,20 @@ class LaunchCounts:
         object.__setattr__(self, "steps", typed(self.steps, STEP_DTYPES))
         object.__setattr__(self, "launches", typed(self.launches, LAUNCH_DTYPES))
         object.__setattr__(self, "step_candidates", typed(self.step_candidates, CANDIDATE_DTYPES))
+        # Not a field (the result cache stores the fields): the pivot behind per_step(), made once, as
+        # one command asks for it several times (its table, the summary, the JSON document).
+        object.__setattr__(self, "_per_step", None)
 
     def in_steps(self) -> pd.DataFrame:
         return self.launches[self.launches["step"].notna()]
 
     def per_step(self) -> pd.DataFrame:
         """Steps x categories: launches per step (int64), index ``step``; every category is a column."""
+        if self._per_step is None:
+            object.__setattr__(self, "_per_step", self._pivot_per_step())
+        return self._per_step.copy()
+
+    def _pivot_per_step(self) -> pd.DataFrame:
         inside = self.in_steps()
         table = inside.pivot_table(index="step", columns="category", values="launches", aggfunc="sum",
                                    fill_value=0, observed=True)
@@ -234,7 +242,7 @@ COUNTS_SCHEMA = "traceview.counts/2"
 
 def counts_document(counts: LaunchCounts, skip: int = 0) -> dict:
     """The ``traceview.counts/2`` JSON document (see docs/json-schema.md)."""
-    per_step = counts.per_step()
+    per_step = counts.per_step().to_dict("index")  # step -> {category: launches}, in category order
     steps = []
     for row in counts.steps.itertuples(index=False):
         span_ms = None if pd.isna(row.gpu_span_ns) else round(int(row.gpu_span_ns) / 1e6, 6)
@@ -243,7 +251,7 @@ def counts_document(counts: LaunchCounts, skip: int = 0) -> dict:
             "gpu_span_ms": span_ms, "gpu_busy_ms": round(int(row.gpu_busy_ns) / 1e6, 6),
             "total": int(row.launches), "graph_replayed": int(row.graph_replayed),
             "direct": int(row.direct),
-            "categories": {c: int(per_step.at[row.step, c]) for c in counts.categories},
+            "categories": {c: int(n) for c, n in per_step[row.step].items()},
         })
     summary = counts.summary(skip)
     return {
