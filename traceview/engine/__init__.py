@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"EngineConfig": "traceview.engine.backends", "LoadStat": "traceview.engine.api",
+_EXPORTS = {"EngineConfig": "traceview.engine.config", "LoadStat": "traceview.engine.api",
             "Trace": "traceview.engine.api", "open_trace": "traceview.engine.api",
             "ShardedTrace": "traceview.engine.api", "open_sharded": "traceview.engine.api"}
 

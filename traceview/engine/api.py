@@ -14,20 +14,20 @@ format is detected from the content, not the extension.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
 
 import pandas as pd
 
 from traceview.engine import nsys, rocprof
-from traceview.engine.backends import Backend, EngineConfig, compile_ahead, select_backend
+from traceview.engine.backends import Backend, compile_ahead, select_backend
+from traceview.engine.config import EngineConfig
 from traceview.engine.feeding import feed
 from traceview.engine.formats import ProgressFn, TraceFile, default_cache_dir, inspect_file, iter_chunks, prefetch
 from traceview.engine.kineto.ledger import Ledger
 from traceview.engine.kineto.pipeline import CanonicalJson, JsonLoadOptions
+from traceview.engine.parallel import on_shards
 from traceview.errors import TraceClosedError, TraceLoadError, TraceviewError, Wasm32MemoryError
 
 # Stats that mean the processor dropped or could not place events we count.
@@ -36,9 +36,6 @@ select name, idx, severity, source, value, description from stats
 where value > 0 and severity in ('error', 'data_loss')
 order by name
 """
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -165,14 +162,6 @@ def _start_backends(config: EngineConfig, sizes: list[int]) -> list[Backend]:
             backend.close()
         raise failed[0]
     return started
-
-
-def on_shards(fn: Callable[[T], R], shards: Sequence[T]) -> list[R]:
-    """``fn`` on every processor at once (a query into wasm releases the GIL); results in shard order."""
-    if len(shards) == 1:
-        return [fn(shards[0])]
-    with ThreadPoolExecutor(len(shards), thread_name_prefix="traceview-shard") as pool:
-        return list(pool.map(fn, shards))
 
 
 def _validate(trace: Trace) -> None:

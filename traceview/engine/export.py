@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from traceview.engine.api import _canonical
-from traceview.engine.backends import EngineConfig
+from traceview.engine.config import EngineConfig
 from traceview.engine.formats import ProgressFn, default_cache_dir, inspect_file
 from traceview.errors import TraceLoadError
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from traceview.engine import EngineConfig, ShardedTrace, Trace, open_sharded
+from traceview.engine.config import EngineConfig
 from traceview.engine.formats import ProgressFn, default_cache_dir
 from traceview.errors import TraceviewError
 from traceview.model.categories import CategoryRule, categorize, category_order, load_category_rules
 from traceview.model.columns import typed
 from traceview.model.launches import GROUP_DTYPES, frame_warnings, launch_groups
 from traceview.model.steps import CANDIDATE_DTYPES, empty_candidates, find_steps, marker_names_pattern
+
+if TYPE_CHECKING:  # imported at run time only where a trace is loaded: not for a cached result
+    from traceview.engine import ShardedTrace, Trace
 
 OUTSIDE_REASONS = ("before_first_step", "after_last_step", "between_steps", "no_launch")
 # The dtypes of LaunchCounts' frames: fixed here, whichever way the counts were made (counted,
@@ -229,6 +233,8 @@ def analyze(path: str | Path, step_marker: str | None = None, rules_path: Path |
     """Opens ``path``, counts its launches and closes it: the one call notebooks and the CLI use.
 
     ``frames_from``: see ``count_launches``."""
+    from traceview.engine.api import open_sharded  # the loaders: imported only once a trace is opened
+
     rules = load_category_rules(rules_path)
     config = replace(config or EngineConfig(cache_dir=default_cache_dir() / "wasm"), lean=True,
                      keep_names=marker_names_pattern(step_marker))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from traceview.engine import Trace
+from typing import TYPE_CHECKING
+
 from traceview.model.sql import run_sql_file
+
+if TYPE_CHECKING:
+    from traceview.engine import Trace
 
 
 def describe(trace: Trace) -> dict:

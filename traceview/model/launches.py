@@ -11,16 +11,19 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from traceview.engine import ShardedTrace, Trace
-from traceview.engine.api import on_shards
+from traceview.engine.parallel import on_shards
 from traceview.errors import RulesError
 from traceview.model.columns import empty, typed
 from traceview.model.rules import compile_regex, read_toml
 from traceview.model.sql import run_sql_file, shards_of, sql_literal
 from traceview.model.steps import StepSelection
+
+if TYPE_CHECKING:
+    from traceview.engine import ShardedTrace, Trace
 
 # Columns of the grouped launches and their dtypes (<NA>: none, e.g. no op above the launch call;
 # ``frame``: no user-code Python frame above it, see frame_filter).

@@ -9,14 +9,17 @@ and the others are reported.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from traceview.engine import ShardedTrace, Trace
-from traceview.engine.api import on_shards
+from traceview.engine.parallel import on_shards
 from traceview.model.columns import empty
 from traceview.model.rules import StepMarker, compile_regex, load_step_markers
 from traceview.model.sql import shards_of, sql_literal
+
+if TYPE_CHECKING:
+    from traceview.engine import ShardedTrace, Trace
 
 # Markers are searched among every slice but the GPU's: GPU work, and the GPU-side copy of an
 # annotation (gpu_user_annotation), so that ProfilerStep#N, written on both sides, counts once.

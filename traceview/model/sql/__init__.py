@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from traceview.engine import Trace
+if TYPE_CHECKING:
+    from traceview.engine import Trace
 
 
 @lru_cache(maxsize=None)
