@@ -48,7 +48,7 @@ import time
 from bisect import bisect_right
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from importlib.util import cache_from_source
+from importlib.util import cache_from_source, find_spec
 from pathlib import Path
 
 from benchmarks.peers_render import REPO, RESULTS_MD, render, write_section
@@ -595,10 +595,15 @@ def machine() -> dict:
     # BENCH_COMMIT: where the tree was copied without its history (a lent machine).
     commit = os.environ.get("BENCH_COMMIT") or subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
-    # Whether traceview's sources were byte-compiled ahead, as `pip install` leaves a package; if not (and
-    # PYTHONDONTWRITEBYTECODE is set), every run compiles them again, which the warm re-count feels.
+    # Whether traceview's sources, and pandas' (which every traceview and HTA process imports), were
+    # byte-compiled ahead, as `pip install` leaves a package; if not (and PYTHONDONTWRITEBYTECODE is set),
+    # every run compiles them again: ~0.45 s of each warm re-count on the 16-core host.
     compiled = Path(cache_from_source(str(REPO / "traceview" / "cli" / "app.py"))).exists()
+    pandas_spec = find_spec("pandas")  # a top-level spec: found without importing pandas here
+    deps_compiled = bool(pandas_spec and pandas_spec.origin and Path(cache_from_source(
+        str(Path(pandas_spec.origin).parent / "core" / "frame.py"))).exists())
     return {"nproc": os.cpu_count(), "ram_gib": round(mem_kib / (1 << 20), 1), "cpu": cpu, "byte_compiled": compiled,
+            "deps_byte_compiled": deps_compiled,
             "python": platform.python_version(), "os": platform.platform(), "versions": versions,
             "commit": commit, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 

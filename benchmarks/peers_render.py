@@ -193,8 +193,11 @@ def _header(results: dict) -> list[str]:
              f"HolisticTraceAnalysis {v['holistictraceanalysis']}, orjson {v['orjson']}, pandas {v['pandas']}, "
              f"numpy {v['numpy']}, wasmtime {v['wasmtime']}. Time limit per run: {results['timeout_s']:.0f} s "
              f"(the last run's; a table's own limit shows in its killed rows). {_load_line(results)}")
-    if m.get("byte_compiled"):
-        where += (" traceview's sources were byte-compiled before the runs (`python -m compileall`), as "
+    compiled = [name for name, key in (("traceview's sources", "byte_compiled"),
+                                       ("its dependencies' (pandas, numpy, pyarrow, ...)", "deps_byte_compiled"))
+                if m.get(key)]
+    if compiled:
+        where += (f" {' and '.join(compiled)} were byte-compiled before the runs (`python -m compileall`), as "
                   "`pip install` leaves an installed package.")
     return [SECTION, "", intro, "", where, ""]
 
