@@ -71,6 +71,18 @@ def test_eager_counts_and_dtype_trap(tmp_path: Path) -> None:
     assert counts.outside_steps() == {"before_first_step": 0, "after_last_step": 0, "between_steps": 0, "no_launch": 0}
 
 
+def test_in_steps_and_per_step_are_made_once_but_handed_out_as_copies(tmp_path: Path) -> None:
+    """Both are kept on the result after the first call (a diff asks 6 and 2 times); what a caller does
+    to the frame it got must not reach the next caller."""
+    counts = counts_of(tmp_path, eager_steps())
+    rows, table = counts.in_steps(), counts.per_step()
+    rows.loc[:, "launches"] = 0  # in place, on the caller's copy
+    table.loc[:, "fill"] = 99
+    assert counts.in_steps()["launches"].sum() == 14  # 7 launches in each of the 2 steps (eager_steps)
+    assert counts.per_step()["fill"].tolist() == [2, 2]
+    assert counts.summary().at["total", "mean"] == 7.0
+
+
 def test_graph_replay_kernels_count_by_name(tmp_path: Path) -> None:
     t = KinetoTrace()
     t.annotation("ProfilerStep#0", ts=0, dur=500)

@@ -63,12 +63,16 @@ class LaunchCounts:
         object.__setattr__(self, "steps", typed(self.steps, STEP_DTYPES))
         object.__setattr__(self, "launches", typed(self.launches, LAUNCH_DTYPES))
         object.__setattr__(self, "step_candidates", typed(self.step_candidates, CANDIDATE_DTYPES))
-        # Not a field (the result cache stores the fields): the pivot behind per_step(), made once, as
-        # one command asks for it several times (its table, the summary, the JSON document).
+        # Not fields (the result cache stores the fields): the launches in steps and the pivot behind
+        # per_step(), each made once, as one command asks for them several times (a diff: 6 and 2 times).
+        object.__setattr__(self, "_in_steps", None)
         object.__setattr__(self, "_per_step", None)
 
     def in_steps(self) -> pd.DataFrame:
-        return self.launches[self.launches["step"].notna()]
+        """The rows of ``launches`` attributed to a step."""
+        if self._in_steps is None:
+            object.__setattr__(self, "_in_steps", self.launches[self.launches["step"].notna()])
+        return self._in_steps.copy()  # cheap: the text columns are immutable Arrow arrays, shared
 
     def per_step(self) -> pd.DataFrame:
         """Steps x categories: launches per step (int64), index ``step``; every category is a column."""
@@ -78,8 +82,8 @@ class LaunchCounts:
 
     def _pivot_per_step(self) -> pd.DataFrame:
         inside = self.in_steps()
-        table = inside.pivot_table(index="step", columns="category", values="launches", aggfunc="sum",
-                                   fill_value=0, observed=True)
+        # groupby + unstack: the same table as pivot_table, in a quarter of the time.
+        table = inside.groupby(["step", "category"], observed=True)["launches"].sum().unstack(fill_value=0)
         table = table.reindex(index=self.steps["step"].to_numpy(), columns=self.categories, fill_value=0)
         table.index.name = "step"
         table.columns.name = None
@@ -124,7 +128,7 @@ class LaunchCounts:
         """The launch groups of the steady steps (``skip`` dropped) and how many steady steps there are."""
         steady = self.steady_steps(skip)["step"]
         rows = self.in_steps()
-        return rows[rows["step"].isin(steady)], len(steady)
+        return (rows if not skip else rows[rows["step"].isin(steady)]), len(steady)
 
     def kernels(self, skip: int = 0) -> pd.DataFrame:
         """Per kernel name (and dtype pair) over steady steps: launches per step, category, launching op.
