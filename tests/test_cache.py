@@ -182,17 +182,17 @@ def test_other_rules_give_other_counts_not_a_stale_hit(trace, tmp_path):
     assert default.categories != custom.categories
 
 
-@pytest.mark.parametrize("damage", ["truncate_parquet", "garbage_meta", "missing_file", "old_format"])
+@pytest.mark.parametrize("damage", ["truncate_arrow", "garbage_meta", "missing_file", "old_format"])
 def test_corrupt_entry_is_ignored_and_rewritten(trace, cache_dir, damage):
     fresh = cached_analyze(trace)
     where = entries(cache_dir)[0]
-    if damage == "truncate_parquet":
-        data = (where / "launches.parquet").read_bytes()
-        (where / "launches.parquet").write_bytes(data[: len(data) // 2])
+    if damage == "truncate_arrow":
+        data = (where / "launches.arrow").read_bytes()
+        (where / "launches.arrow").write_bytes(data[: len(data) // 2])
     elif damage == "garbage_meta":
         (where / "meta.json").write_text("{not json")
     elif damage == "missing_file":
-        (where / "steps.parquet").unlink()
+        (where / "steps.arrow").unlink()
     else:
         meta = json.loads((where / "meta.json").read_text())
         (where / "meta.json").write_text(json.dumps({**meta, "format": 0}))

@@ -19,9 +19,11 @@ is a SHA-256 over everything the answer depends on:
   the native binary's path, size and mtime) with its EngineConfig settings.
 
 An entry is a directory ``<root>/counts/<key[:2]>/<key>/`` holding
-``steps.parquet``, ``launches.parquet`` and ``meta.json`` (the LaunchCounts'
-other fields). It is built in a temporary sibling directory and renamed into
-place, so readers see a whole entry or none; when two processes race on one
+``steps.arrow``, ``launches.arrow``, ``step_candidates.arrow`` (Arrow IPC files,
+"Feather v2": read back without decoding, 4-5× faster than parquet, which a warm
+re-diff felt twice) and ``meta.json`` (the LaunchCounts' other fields). It is
+built in a temporary sibling directory and renamed into place, so readers see a
+whole entry or none; when two processes race on one
 key the first rename wins and the other drops its copy. An entry that fails
 to read is moved aside, deleted and written again.
 
@@ -44,18 +46,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
+import pyarrow.feather as feather
 
 import traceview
 from traceview.engine import EngineConfig
 from traceview.engine.formats import ProgressFn, cache_root, file_sha256
 from traceview.model.counts import LaunchCounts, analyze
 
-FORMAT_VERSION = 3  # bump when the entry layout changes (3: the launches' source ``frame``)
+FORMAT_VERSION = 4  # bump when the entry layout changes (3: the launches' source ``frame``; 4: Arrow IPC files)
 _FRAMES = ("steps", "launches", "step_candidates")
 RECENT_WRITE_NS = 2_000_000_000  # files changed more recently than this are hashed every time
-# What a damaged entry raises while being read: parquet/arrow errors, bad JSON, missing fields.
+# What a damaged entry raises while being read: Arrow errors, bad JSON, missing fields.
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, pa.ArrowException)
 
 
@@ -177,7 +179,7 @@ def load_entry(key: str, path: str, root: Path | None = None) -> LaunchCounts | 
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError("entry written by another cache format")
         fields = {f.name: meta["fields"][f.name] for f in dataclasses.fields(LaunchCounts) if f.name not in _FRAMES}
-        frames = {name: pd.read_parquet(where / f"{name}.parquet", engine="pyarrow") for name in _FRAMES}
+        frames = {name: feather.read_feather(where / f"{name}.arrow") for name in _FRAMES}
         return LaunchCounts(**{**fields, **frames, "path": path})
     except _READ_ERRORS:
         _discard(where)
@@ -207,7 +209,7 @@ def store_entry(key: str, counts: LaunchCounts, root: Path | None = None) -> boo
         return False
     try:
         for name in _FRAMES:
-            getattr(counts, name).to_parquet(tmp / f"{name}.parquet", engine="pyarrow")
+            feather.write_feather(getattr(counts, name), tmp / f"{name}.arrow")
         fields = {f.name: getattr(counts, f.name) for f in dataclasses.fields(counts) if f.name not in _FRAMES}
         meta = {"format": FORMAT_VERSION, "traceview": traceview.__version__, "key": key,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "fields": fields}

@@ -9,7 +9,7 @@ engine: forking a process that holds threads is unsafe.
 import contextlib
 import io
 
-import pyarrow.pandas_compat  # noqa: F401  (parquet cache)
+import pyarrow.pandas_compat  # noqa: F401  (the result cache's Arrow files)
 import wasmtime  # noqa: F401
 
 from traceview.cli.app import _register, run

@@ -2,7 +2,7 @@
 
 Every frame that leaves ``traceview.model`` goes through ``typed``: its columns get the
 dtypes the model's docstrings promise, whatever a query, a concat of shards, an empty
-result or the result cache (parquet) gave them. A missing value is <NA> (pandas nullable
+result or the result cache (Arrow IPC files) gave them. A missing value is <NA> (pandas nullable
 ``Int64``, ``string``, ``Float64``, ``boolean``), never NaN or None, so every surface
 shows it the same way.
 """
