@@ -17,6 +17,9 @@ The tools:
   and stores, the second is the cache hit a rerun gets;
 - ``traceview_cli_warm``: the command a user reruns, ``traceview counts TRACE -f json``,
   on the cache the fill left (its JSON is checked: every GPU launch of each step);
+- ``traceview_cli_warm_diff``: ``traceview diff TRACE TRACE -f json``, the trace against itself on
+  the same cache: a re-diff reads two cached results, summarizes both, bootstraps the latency CI
+  (its JSON is checked: both sides' steps and GPU launches per step = expected, every delta 0);
 - ``hta``: ``TraceAnalysis(trace_dir=<dir holding only this file>)`` plus the
   per-step kernel counts read from the frame it builds (skipped above --hta-max).
 
@@ -57,12 +60,13 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 LOGS = DATA / "peers_logs"
 RESULTS_JSON = DATA / "peers_results.json"
-TOOLS = ("orjson", "orjson_count", "traceview_cold", "traceview_fill", "traceview_warm", "traceview_cli_warm", "hta")
+TOOLS = ("orjson", "orjson_count", "traceview_cold", "traceview_fill", "traceview_warm", "traceview_cli_warm",
+         "traceview_cli_warm_diff", "hta")
 SHAPES = ("real", "generated")
 SIZES = ("100MB", "500MB", "1GB", "2.5GB")
 SCENARIOS = ("peers", "ranks")
 # What the goals compare: the median of --repeats runs.
-REPEATED = ("orjson_count", "traceview_cold", "traceview_warm", "traceview_cli_warm")
+REPEATED = ("orjson_count", "traceview_cold", "traceview_warm", "traceview_cli_warm", "traceview_cli_warm_diff")
 # Imported when a trace is made, not in the timed tool processes (--worker): they would add their start-up.
 GENERATORS = {"real": ("benchmarks.realshape", "realshape"), "generated": ("benchmarks.gen_kineto", "kineto")}
 DEFAULT_TIMEOUT_S = 480  # "more than ~8 minutes" is recorded as such, not waited for
@@ -221,6 +225,15 @@ def expected_counts(sidecar: dict) -> dict:
             "kernels": sum(kernels.values())}
 
 
+def check_diff_sides(sides: dict, expected: dict) -> dict:
+    """A trace diffed with itself against its sidecar: both sides' step counts and mean GPU launches
+    per step (a diff reports means, not steps one by one), and every delta 0."""
+    want_mean = sum(expected["gpu_per_step"].values()) / expected["steps"]
+    matches = (sides["steps"] == [expected["steps"]] * 2 and sides["deltas"] == [0.0]
+               and all(abs(mean - want_mean) < 1e-6 for mean in sides["total_per_step"]))
+    return {**sides, "expected_steps": expected["steps"], "expected_per_step": want_mean, "matches": matches}
+
+
 def compare(per_step: dict[str, int], want: dict[str, int]) -> dict:
     """Per-step counts against the expected ones: steps that differ, missing or extra."""
     differ = {s: [per_step.get(s, 0), n] for s, n in want.items() if per_step.get(s, 0) != n}
@@ -317,6 +330,8 @@ def measure(tool: str, path: Path, timeout_s: float, env: dict[str, str], log: P
     out.unlink(missing_ok=True)
     if tool == "traceview_cli_warm":
         cmd = [sys.executable, "-m", "traceview", "counts", str(path), "-f", "json", "-o", str(out)]
+    elif tool == "traceview_cli_warm_diff":
+        cmd = [sys.executable, "-m", "traceview", "diff", str(path), str(path), "-f", "json", "-o", str(out)]
     else:
         cmd = [sys.executable, "-m", "benchmarks.bench_peers", "--worker", tool, str(path), str(out)]
     record = {"tool": tool, **measure_command(cmd, timeout_s, env, log, tree=True)}
@@ -324,6 +339,11 @@ def measure(tool: str, path: Path, timeout_s: float, env: dict[str, str], log: P
         found = json.loads(out.read_text())
         if tool == "traceview_cli_warm":  # the CLI's JSON: every GPU launch of each step
             record["gpu_per_step"] = {step["name"]: step["total"] for step in found["steps"]}
+        elif tool == "traceview_cli_warm_diff":  # a diff's JSON has each side's steps and mean per step
+            record["diff_sides"] = {"steps": [found["before"]["steps"], found["after"]["steps"]],
+                                    "total_per_step": [found["categories"]["total"]["before"],
+                                                       found["categories"]["total"]["after"]],
+                                    "deltas": sorted({c["delta"] for c in found["categories"].values()})}
         else:
             record.update(found)
     elif "error_tail" not in record:
@@ -339,7 +359,7 @@ def _parse_size(label: str) -> int:
 
 def _skip_reason(tool: str, path: Path, label: str, hta_max: str) -> str | None:
     """Why ``tool`` is not run on this trace, if it is not."""
-    if tool in ("traceview_fill", "traceview_warm", "traceview_cli_warm") and not cache_available():
+    if tool.startswith(("traceview_fill", "traceview_warm", "traceview_cli_warm")) and not cache_available():
         return "n/a (cache not available)"
     if tool == "hta" and _parse_size(label) > _parse_size(hta_max):
         return f"skipped: {label} > --hta-max {hta_max} (HTA holds 6-8× the file in RAM)"
@@ -382,6 +402,8 @@ def bench_size(label: str, tools: list[str], timeout_s: float, shape: str = "gen
             if "gpu_per_step" in record:
                 record["per_step_check"] = {**compare(record.pop("gpu_per_step"), expected["gpu_per_step"]),
                                             "unit": "GPU launches"}
+            if "diff_sides" in record:
+                record["diff_check"] = check_diff_sides(record.pop("diff_sides"), expected)
             results.append(record)
             print(json.dumps({"shape": shape, **{k: v for k, v in record.items() if k != "per_step"}}), flush=True)
     _cross_check(results)
