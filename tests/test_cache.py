@@ -69,23 +69,27 @@ def test_second_call_is_served_from_the_cache_and_equals_a_fresh_analysis(trace,
     assert progress == [(trace.stat().st_size, trace.stat().st_size)]
 
 
-def test_a_count_served_from_the_cache_never_imports_the_loaders(trace, tmp_path):
-    """A warm re-count pays only for what it uses: the trace processor's client (perfetto, wasmtime)
-    and the loaders behind a load cost ~0.1 s of import, and a cached result needs none of them."""
+@pytest.mark.parametrize("command", ["counts", "diff"])
+def test_a_count_served_from_the_cache_never_imports_the_loaders(trace, tmp_path, command):
+    """A warm re-count or re-diff pays only for what it uses: the trace processor's client (perfetto,
+    wasmtime) and the loaders behind a load cost ~0.1 s of import, parquet's reader ~30 ms, and a cached
+    result needs none of them."""
     import subprocess
     import sys
 
     cached_analyze(trace)  # fills the cache (TRACEVIEW_CACHE_DIR, which the command below inherits)
-    out = tmp_path / "counts.json"
-    script = ("import sys; from traceview.cli.app import run; code = run(['counts', sys.argv[1], '-f', 'json', "
-              "'-o', sys.argv[2]]); print(sorted(m for m in sys.modules if m.split('.')[0] in ('perfetto', "
-              "'wasmtime') or m in ('traceview.engine.api', 'traceview.engine.backends', "
-              "'traceview.engine.feeding'))); sys.exit(code)")
-    done = subprocess.run([sys.executable, "-c", script, str(trace), str(out)], capture_output=True, text=True,
+    out = tmp_path / f"{command}.json"
+    traces = [str(trace)] * (2 if command == "diff" else 1)  # a diff of the trace with itself: both cached
+    script = ("import sys; from traceview.cli.app import run; code = run(sys.argv[1:] + ['-f', 'json', '-o', "
+              f"{str(out)!r}]); print(sorted(m for m in sys.modules if m.split('.')[0] in ('perfetto', 'wasmtime') "
+              "or m in ('traceview.engine.api', 'traceview.engine.backends', 'traceview.engine.feeding', "
+              "'pyarrow.parquet', 'pyarrow.dataset'))); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script, command, *traces], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
-    assert json.loads(out.read_text())["steps"]  # the counts did come back, from the cache
+    answer = json.loads(out.read_text())  # the counts did come back, from the cache
+    assert answer["steps"] if command == "counts" else answer["categories"]["total"]["delta"] == 0.0
 
 
 def test_public_trace_round_trip(cache_dir):
