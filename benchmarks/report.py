@@ -69,8 +69,10 @@ def machine_lines(repeat: int) -> list[str]:
     ]
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    right = {i for i, h in enumerate(header) if h not in ("trace", "tool", "result")}
+def markdown_table(header: list[str], rows: list[list[str]],
+                   text_columns: tuple[str, ...] = ("trace", "tool", "result")) -> str:
+    """Numbers right-aligned, the ``text_columns`` left."""
+    right = {i for i, h in enumerate(header) if h not in text_columns}
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -248,3 +248,21 @@ def test_a_warm_re_diff_is_checked_on_both_sides_against_the_sidecar() -> None:
     assert not bench_peers.check_diff_sides({**same, "total_per_step": [11.0, 11.5], "deltas": [0.0, 0.5]},
                                             expected)["matches"]
     assert not bench_peers.check_diff_sides({**same, "steps": [2, 1]}, expected)["matches"]
+
+
+def test_sql_growth_reads_linear_and_quadratic_stages() -> None:
+    """bench_sql's table: growth is the 4x time over the 1x time, slowest stage at 4x first; a quadratic
+    join (x4 per doubling: 16 from 1x to 4x) is called out, a sub-5 ms stage is not judged."""
+    from benchmarks import bench_sql
+
+    per_size = [{"launches.sql": 0.1, "join": 0.01, "tiny": 0.001},
+                {"launches.sql": 0.2, "join": 0.04, "tiny": 0.001},
+                {"launches.sql": 0.4, "join": 0.16, "tiny": 0.002}]
+    rows = bench_sql.growth_rows(per_size)
+    assert [(stage, round(growth, 6)) for stage, _, growth in rows] == [
+        ("launches.sql", 4.0), ("join", 16.0), ("tiny", 2.0)]
+    text = bench_sql.render([50_000_000, 100_000_000, 200_000_000], [50, 100, 200], per_size, [1.0, 2.0, 4.0], 3)
+    assert "| launches.sql | 0.100 | 0.200 | 0.400 | 4.0 | linear |" in text
+    assert "| join | 0.010 | 0.040 | 0.160 | 16.0 | **quadratic** |" in text
+    assert "| tiny | 0.001 | 0.001 | 0.002 | 2.0 | too small to tell |" in text
+    assert "| whole count (load included) | 1.00 | 2.00 | 4.00 | 4.0 |  |" in text
