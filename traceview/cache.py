@@ -23,9 +23,9 @@ An entry is a directory ``<root>/counts/<key[:2]>/<key>/`` holding
 "Feather v2": read back without decoding, 4-5× faster than parquet, which a warm
 re-diff felt twice) and ``meta.json`` (the LaunchCounts' other fields). It is
 built in a temporary sibling directory and renamed into place, so readers see a
-whole entry or none; when two processes race on one
-key the first rename wins and the other drops its copy. An entry that fails
-to read is moved aside, deleted and written again.
+whole entry or none; when two processes race on one key the first rename wins
+and the other drops its copy. An entry that fails to read is moved aside,
+deleted and written again.
 
 Root: ``$TRACEVIEW_CACHE_DIR``, else ``$XDG_CACHE_HOME/traceview``, else
 ``~/.cache/traceview`` (the compiled wasm module lives in ``wasm/`` there).

@@ -72,7 +72,7 @@ class LaunchCounts:
         """The rows of ``launches`` attributed to a step."""
         if self._in_steps is None:
             object.__setattr__(self, "_in_steps", self.launches[self.launches["step"].notna()])
-        return self._in_steps.copy()  # cheap: the text columns are immutable Arrow arrays, shared
+        return self._in_steps.copy()  # cheap: a copy shares the strings (Arrow or Python objects)
 
     def per_step(self) -> pd.DataFrame:
         """Steps x categories: launches per step (int64), index ``step``; every category is a column."""
