@@ -20,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from benchmarks.bench_peers import ensure_trace
+from benchmarks.gen_kineto import parse_size
 from benchmarks.report import machine_lines, markdown_table, replace_section
 from traceview.cache import wasm_dir
 from traceview.engine import EngineConfig
@@ -100,16 +101,20 @@ def render(sizes: list[int], files: list[int], per_size: list[dict[str, float]],
     return "\n".join(lines)
 
 
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of runs, at least 1, expected: {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", default="50MB", help="the 1x size (2x and 4x follow)")
-    parser.add_argument("--repeat", type=int, default=3, help="counts per size; the best time per stage is kept")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", type=parse_size, default="50MB", help="the 1x size (2x and 4x follow), e.g. 100MB")
+    parser.add_argument("--repeat", type=_at_least_one, default=3,
+                        help="counts per size; the best time per stage is kept")
     parser.add_argument("--write", action="store_true", help=f"put the table into '{TITLE}' of RESULTS.md")
     args = parser.parse_args(argv)
-    from benchmarks.realshape import parse_size
-
-    base = parse_size(args.base)
-    sizes = [base, 2 * base, 4 * base]
+    sizes = [args.base, 2 * args.base, 4 * args.base]
     try:
         counts.analyze(WARM_UP, config=EngineConfig(cache_dir=wasm_dir(), shards=1))  # compiles the processor once
         per_size, totals, files = [], [], []
