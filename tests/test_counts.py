@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from conftest import public_trace, write_trace
 from kineto import KinetoTrace
@@ -13,7 +15,7 @@ from kineto import KinetoTrace
 from traceview.cli.app import run
 from traceview.errors import RulesError
 from traceview.model.categories import load_category_rules
-from traceview.model.counts import analyze
+from traceview.model.counts import _rows_where, analyze
 
 FILL = "void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>, at::detail::Array<char*, 1> >"
 CUDA_COPY = ("void at::native::vectorized_elementwise_kernel<4, at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)"
@@ -81,6 +83,27 @@ def test_in_steps_and_per_step_are_made_once_but_handed_out_as_copies(tmp_path: 
     assert counts.in_steps()["launches"].sum() == 14  # 7 launches in each of the 2 steps (eager_steps)
     assert counts.per_step()["fill"].tolist() == [2, 2]
     assert counts.summary().at["total", "mean"] == 7.0
+
+
+@pytest.mark.parametrize("picked", [[1, 2, 3], [0, 1, 2, 3, 4], [0, 2, 4], [4], []])
+def test_rows_where_is_the_mask_and_a_block_is_a_slice(picked: list[int]) -> None:
+    frame = pd.DataFrame({"step": pd.array([None, 0, 0, 1, 2], dtype="Int64"),
+                          "kernel": pd.array(["a", "b", "c", "d", "e"], dtype="string"),
+                          "launches": np.arange(5, dtype="int64")})
+    mask = pd.Series([i in picked for i in range(5)])
+    got = _rows_where(frame, mask)
+    pd.testing.assert_frame_equal(got, frame[mask])
+    is_block = bool(picked) and picked == list(range(picked[0], picked[-1] + 1))
+    # A block is handed out as a slice of the columns (no copy); anything else is picked row by row.
+    assert np.shares_memory(got["launches"].to_numpy(), frame["launches"].to_numpy()) == is_block
+
+
+def test_in_steps_keeps_exactly_the_rows_with_a_step(tmp_path: Path) -> None:
+    t = eager_steps()
+    t.launch(ts=5000, kernels=[GEMM])  # after the last step: the one launch outside
+    counts = counts_of(tmp_path, t)
+    pd.testing.assert_frame_equal(counts.in_steps(), counts.launches[counts.launches["step"].notna()])
+    assert (len(counts.launches), counts.in_steps()["launches"].sum()) == (len(counts.in_steps()) + 1, 14)
 
 
 def test_graph_replay_kernels_count_by_name(tmp_path: Path) -> None:

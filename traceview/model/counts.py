@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from traceview.engine.config import EngineConfig
@@ -33,6 +34,18 @@ FRAME_DTYPES = {"category": "string", "frame": "string", "launches": "int64", "p
 KERNEL_DTYPES = {"category": "string", "rule": "string", "kernel": "string", "src_dtype": "string",
                  "dst_dtype": "string", "op": "string", "annotation": "string", "launch_api": "string",
                  "launches": "int64", "gpu_dur_ns": "int64", "per_step": "float64"}
+
+
+def _rows_where(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    """``frame[mask]``, as a slice when the selected rows are one block.
+
+    Launches come ordered by step (NULLs first, model/launches.py), so the rows of a run of steps are one
+    block: a slice shares the columns, where a mask copies every string (~50 ms for a 1 GB trace's names).
+    """
+    rows = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
+    if rows.size and rows[-1] - rows[0] + 1 == rows.size:
+        return frame.iloc[rows[0]:rows[-1] + 1]
+    return frame.iloc[rows]
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,7 @@ class LaunchCounts:
     # callers get copies, cheap as a copy shares the strings (Arrow or Python objects).
     @functools.cached_property
     def _in_steps(self) -> pd.DataFrame:
-        return self.launches[self.launches["step"].notna()]
+        return _rows_where(self.launches, self.launches["step"].notna())
 
     def in_steps(self) -> pd.DataFrame:
         """The rows of ``launches`` attributed to a step."""
@@ -129,7 +142,7 @@ class LaunchCounts:
         """The launch groups of the steady steps (``skip`` dropped) and how many steady steps there are."""
         steady = self.steady_steps(skip)["step"]
         rows = self.in_steps()
-        return (rows if not skip else rows[rows["step"].isin(steady)]), len(steady)
+        return (rows if not skip else _rows_where(rows, rows["step"].isin(steady))), len(steady)
 
     def kernels(self, skip: int = 0) -> pd.DataFrame:
         """Per kernel name (and dtype pair) over steady steps: launches per step, category, launching op.
