@@ -25,23 +25,17 @@ import re
 import sys
 from pathlib import Path
 
+from benchmarks.gen_kineto import parse_size
+
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent.parent / "shared" / "traces" / "public" / "hta-a100-cudagraph-steps" / "rank0.json.gz"
 GENERATOR_VERSION = 1
-_UNITS = {"KB": 1 << 10, "MB": 10**6, "GB": 10**9}
 
 _TS = re.compile(rb'("ts": )(\d+)')
 _IDS = re.compile(rb'("(?:correlation|External id|id)": )(\d+)')
 _STEP = re.compile(rb"(ProfilerStep#)(\d+)")
 _LAUNCH_CATS = {"cuda_runtime", "cuda_driver"}
 _GPU_CATS = {"kernel": "kernel", "gpu_memcpy": "memcpy", "gpu_memset": "memset"}
-
-
-def parse_size(text: str) -> int:
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(KB|MB|GB)", text.strip().upper())
-    if not match:
-        raise ValueError(f"size like 100MB or 2.5GB expected, got {text!r}")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
 def _parts(raw: bytes) -> tuple[bytes, bytes, bytes]:
@@ -108,13 +102,13 @@ def generate(out: Path, target_bytes: int, source: Path = SOURCE) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("size", help="target size, e.g. 100MB, 1GB, 2.5GB")
+    parser.add_argument("size", type=parse_size, help="target size, e.g. 100MB, 1GB, 2.5GB")
     parser.add_argument("out", type=Path)
     args = parser.parse_args(argv)
     if not SOURCE.exists():
         print(f"source trace not found: {SOURCE} (it lives in ../shared beside the checkout)", file=sys.stderr)
         return 2
-    facts = generate(args.out, parse_size(args.size))
+    facts = generate(args.out, args.size)
     print(f"{args.out}: {facts['bytes']:,} bytes, {facts['copies']} copies, {facts['steps']} steps")
     return 0
 

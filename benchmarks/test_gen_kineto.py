@@ -122,6 +122,18 @@ def test_orjson_count_matches_sidecar(small_trace):
     assert check["differ"] == 0 and not check["extra_steps"] and check["total"] == want["kernels"]
 
 
+def test_real_shape_bad_size_is_a_usage_error(tmp_path, capsys):
+    """A size it cannot read: argparse's one line and exit 2, no traceback, nothing written."""
+    from benchmarks import realshape
+
+    out = tmp_path / "real.json"
+    with pytest.raises(SystemExit) as exit_:
+        realshape.main(["10XB", str(out)])
+    assert exit_.value.code == 2
+    assert "not a size: '10XB'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture(scope="module")
 def real_trace(tmp_path_factory) -> tuple[Path, dict]:
     from benchmarks import realshape
