@@ -278,6 +278,7 @@ def counts_document(counts: LaunchCounts, skip: int = 0) -> dict:
             "categories": {c: int(n) for c, n in per_step[row.step].items()},
         })
     summary = counts.summary(skip)
+    outside = counts.outside_steps()
     return {
         "schema": COUNTS_SCHEMA,
         "trace": counts.path,
@@ -285,7 +286,7 @@ def counts_document(counts: LaunchCounts, skip: int = 0) -> dict:
         "skip": skip,
         "steps": steps,
         "summary": {name: {k: float(v) for k, v in row.items()} for name, row in summary.iterrows()},
-        "outside_steps": sum(counts.outside_steps().values()),
-        "outside_steps_by_reason": counts.outside_steps(),
+        "outside_steps": sum(outside.values()),
+        "outside_steps_by_reason": outside,
         "warnings": list(counts.warnings),
     }
