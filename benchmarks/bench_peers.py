@@ -66,6 +66,7 @@ SHAPES = ("real", "generated")
 SIZES = ("100MB", "500MB", "1GB", "2.5GB")
 SCENARIOS = ("peers", "ranks")
 # What the goals compare: the median of --repeats runs.
+CACHE_TOOLS = ("traceview_fill", "traceview_warm", "traceview_cli_warm", "traceview_cli_warm_diff")  # need the cache
 REPEATED = ("orjson_count", "traceview_cold", "traceview_warm", "traceview_cli_warm", "traceview_cli_warm_diff")
 # Imported when a trace is made, not in the timed tool processes (--worker): they would add their start-up.
 GENERATORS = {"real": ("benchmarks.realshape", "realshape"), "generated": ("benchmarks.gen_kineto", "kineto")}
@@ -359,7 +360,7 @@ def _parse_size(label: str) -> int:
 
 def _skip_reason(tool: str, path: Path, label: str, hta_max: str) -> str | None:
     """Why ``tool`` is not run on this trace, if it is not."""
-    if tool.startswith(("traceview_fill", "traceview_warm", "traceview_cli_warm")) and not cache_available():
+    if tool in CACHE_TOOLS and not cache_available():
         return "n/a (cache not available)"
     if tool == "hta" and _parse_size(label) > _parse_size(hta_max):
         return f"skipped: {label} > --hta-max {hta_max} (HTA holds 6-8× the file in RAM)"
