@@ -20,6 +20,9 @@ The tools:
 - ``traceview_cli_warm_diff``: ``traceview diff TRACE TRACE -f json``, the trace against itself on
   the same cache: a re-diff reads two cached results, summarizes both, bootstraps the latency CI
   (its JSON is checked: both sides' steps and GPU launches per step = expected, every delta 0);
+- ``cli_imports``: a bare interpreter importing every non-stdlib module that warm re-diff loaded
+  (pandas, pyarrow, typer, pydantic, rich, ...; listed by one more, untimed, diff): what any
+  command built on these libraries pays before it does anything, the floor under the re-diff;
 - ``hta``: ``TraceAnalysis(trace_dir=<dir holding only this file>)`` plus the
   per-step kernel counts read from the frame it builds (skipped above --hta-max).
 
@@ -61,13 +64,39 @@ DATA = HERE / "data"
 LOGS = DATA / "peers_logs"
 RESULTS_JSON = DATA / "peers_results.json"
 TOOLS = ("orjson", "orjson_count", "traceview_cold", "traceview_fill", "traceview_warm", "traceview_cli_warm",
-         "traceview_cli_warm_diff", "hta")
+         "traceview_cli_warm_diff", "cli_imports", "hta")
 SHAPES = ("real", "generated")
 SIZES = ("100MB", "500MB", "1GB", "2.5GB")
 SCENARIOS = ("peers", "ranks")
 # What the goals compare: the median of --repeats runs.
-CACHE_TOOLS = ("traceview_fill", "traceview_warm", "traceview_cli_warm", "traceview_cli_warm_diff")  # need the cache
-REPEATED = ("orjson_count", "traceview_cold", "traceview_warm", "traceview_cli_warm", "traceview_cli_warm_diff")
+CACHE_TOOLS = ("traceview_fill", "traceview_warm", "traceview_cli_warm", "traceview_cli_warm_diff",
+               "cli_imports")  # need the cache
+REPEATED = ("orjson_count", "traceview_cold", "traceview_warm", "traceview_cli_warm", "traceview_cli_warm_diff",
+            "cli_imports")
+# Run in a child with the bench's env: a warm ``traceview diff`` of the trace with itself, then the names of the
+# modules it loaded that are neither the standard library's nor this repository's, as JSON.
+LIST_DIFF_IMPORTS = """\
+import sys, json
+from traceview.cli.app import run
+trace, out, listed = sys.argv[1:]
+if run(["diff", trace, trace, "-f", "json", "-o", out]) != 0:
+    sys.exit("the warm diff failed")
+local = sys.stdlib_module_names | {"traceview", "benchmarks", "__main__"}
+names = sorted(n for n, m in sys.modules.items() if m is not None and n.split(".")[0] not in local)
+with open(listed, "w") as f:
+    json.dump(names, f)
+"""
+# The timed floor: those modules imported by a bare interpreter (a few cannot be imported by name: skipped),
+# which then ends without the module teardown, as the CLI does (cli/app.py: main).
+IMPORT_LISTED = """\
+import importlib, json, os, sys
+for name in json.load(open(sys.argv[1])):
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+os._exit(0)
+"""
 # Imported when a trace is made, not in the timed tool processes (--worker): they would add their start-up.
 GENERATORS = {"real": ("benchmarks.realshape", "realshape"), "generated": ("benchmarks.gen_kineto", "kineto")}
 DEFAULT_TIMEOUT_S = 480  # "more than ~8 minutes" is recorded as such, not waited for
@@ -333,10 +362,18 @@ def measure(tool: str, path: Path, timeout_s: float, env: dict[str, str], log: P
         cmd = [sys.executable, "-m", "traceview", "counts", str(path), "-f", "json", "-o", str(out)]
     elif tool == "traceview_cli_warm_diff":
         cmd = [sys.executable, "-m", "traceview", "diff", str(path), str(path), "-f", "json", "-o", str(out)]
+    elif tool == "cli_imports":
+        listed = log.with_suffix(".modules.json")
+        subprocess.run([sys.executable, "-c", LIST_DIFF_IMPORTS, str(path), str(out), str(listed)], env=env,
+                       timeout=timeout_s, check=True, stdout=subprocess.DEVNULL)
+        cmd = [sys.executable, "-c", IMPORT_LISTED, str(listed)]
+        out.unlink()  # the listing diff's; this command writes nothing
     else:
         cmd = [sys.executable, "-m", "benchmarks.bench_peers", "--worker", tool, str(path), str(out)]
     record = {"tool": tool, **measure_command(cmd, timeout_s, env, log, tree=True)}
-    if record["exit_code"] == 0 and out.exists():
+    if tool == "cli_imports":
+        record["modules"] = len(json.loads(listed.read_text()))
+    elif record["exit_code"] == 0 and out.exists():
         found = json.loads(out.read_text())
         if tool == "traceview_cli_warm":  # the CLI's JSON: every GPU launch of each step
             record["gpu_per_step"] = {step["name"]: step["total"] for step in found["steps"]}

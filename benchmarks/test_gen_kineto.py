@@ -222,6 +222,14 @@ def test_render_goals_and_tables():
     big_entry["tools"][-1]["wall_s"] = 1.1
     goal = [line for line in peers_render.goals(results) if line.startswith("| warm re-count")][0]
     assert "re-diff 1.10 s wall" in goal and goal.endswith("| **no** |")
+    # The imports floor is said beside the re-diff; it does not change the verdict.
+    big_entry["tools"].append({**big_entry["tools"][-1], "tool": "cli_imports", "wall_s": 0.7, "modules": 583})
+    big_entry["tools"][-1].pop("diff_check")
+    goal = [line for line in peers_render.goals(results) if line.startswith("| warm re-count")][0]
+    assert goal.endswith("every delta 0); a bare interpreter importing the re-diff's 583 third-party modules (pandas, "
+                         "pyarrow, typer, pydantic, rich, ...) takes 0.70 s of that | **no** |")
+    row = [line for line in peers_render.render(results).splitlines() if "third-party imports alone" in line][0]
+    assert row.endswith("| n/a (imports only: the 583 non-stdlib modules the warm re-diff loaded) |")
 
 
 def test_render_ranks_goal_from_the_pinned_medians():
