@@ -97,7 +97,7 @@ for name in json.load(open(sys.argv[1])):
         pass
 os._exit(0)
 """
-# Imported when a trace is made, not in the timed tool processes (--worker): they would add their start-up.
+# Run in a child process when a trace is made (not in this one, whose peak RSS a tool's ru_maxrss would inherit).
 GENERATORS = {"real": ("benchmarks.realshape", "realshape"), "generated": ("benchmarks.gen_kineto", "kineto")}
 DEFAULT_TIMEOUT_S = 480  # "more than ~8 minutes" is recorded as such, not waited for
 LAUNCH_CATS = ("cuda_runtime", "cuda_driver")
@@ -231,7 +231,7 @@ def ensure_trace(label: str, shape: str = "generated") -> Path:
     if shape == "real" and not module.SOURCE.exists():
         raise SystemExit(f"{path} needs its source trace, which is missing: {module.SOURCE}")
     DATA.mkdir(parents=True, exist_ok=True)
-    module.generate(path, target)
+    subprocess.run([sys.executable, "-m", name, label, str(path)], cwd=REPO, check=True, stdout=sys.stderr)
     return path
 
 
@@ -308,6 +308,21 @@ def _tree_rss_kib(root: int) -> int:
     return total
 
 
+def _reset_own_peak_rss() -> int | None:
+    """Resets this process's peak RSS to its current RSS and returns that (MiB), where Linux lets it.
+
+    A child's ru_maxrss starts at its parent's peak: exec keeps the larger of the old and the new
+    address space's high-water mark, and a child starts in (vfork) or as a copy of (fork) the parent's.
+    Without the reset every tool would read at least the biggest this benchmark process ever was.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    return next(int(line.split()[1]) >> 10 for line in status.splitlines() if line.startswith("VmRSS:"))
+
+
 def measure_command(cmd: list[str], timeout_s: float, env: dict[str, str], log: Path, tree: bool = False,
                     cpus: list[int] | None = None) -> dict:
     """One fresh process running ``cmd`` (output to ``log``); wall, CPU and peak RSS from that child (wait4).
@@ -317,7 +332,8 @@ def measure_command(cmd: list[str], timeout_s: float, env: dict[str, str], log: 
     (and so its children) to those CPUs. On timeout the child's process group (it runs in a session of
     its own) is killed.
     """
-    record = {"load_avg_before": round(os.getloadavg()[0], 2), "mem_available_mib_before": _mem_available_mib()}
+    record = {"load_avg_before": round(os.getloadavg()[0], 2), "mem_available_mib_before": _mem_available_mib(),
+              "bench_rss_mib": _reset_own_peak_rss()}
     timed_out, peak_tree, sampled, waited = False, 0, 0.0, (0, 0, None)
     with log.open("w") as log_fh:
         start = time.perf_counter()
