@@ -33,8 +33,12 @@ big files in worker processes); the × columns divide by traceview cold on the s
 RSS, largest process* is `ru_maxrss` from `os.wait4`, the maximum over the process and its waited-for children,
 not their sum; *peak RSS, summed* adds up the resident memory of the whole process tree (from /proc, sampled every
 0.25 s, so a shorter peak can be missed; shared pages count once per process; never below the first), and the
-RSS / file column divides that one by the file size. The trace file was read once before the first row, so every
-tool starts with it in the page cache.
+RSS / file column divides that one by the file size. A child's `ru_maxrss` never reads below its parent's RSS
+when it was started (Linux carries the parent's high-water mark across exec), so the benchmark makes its traces
+in child processes and resets its own high-water mark before each run; a cell that reads no more than the
+benchmark's RSS then (about 50-105 MiB) is shown as a bound, `≤ N`. Tables measured before commit 0df348d lack
+that reset: their small rows read the benchmark's own peak (297-368 MiB where it had made a trace in-process).
+The trace file was read once before the first row, so every tool starts with it in the page cache.
 
 - **Trace shapes.** *real-shaped* (`benchmarks/realshape.py`): the events of HolisticTraceAnalysis's public A100
   trace (`hta-a100-cudagraph-steps/rank0.json.gz`: 5 ProfilerSteps of 1,075 kernels and 300 memcpys/memsets,
@@ -165,6 +169,13 @@ def tree_rss_mib(record: dict) -> int:
     return record.get("peak_tree_rss_mib", record["peak_rss_mib"])
 
 
+def _rss_bound(record: dict, mib: int) -> str:
+    """"≤ " where an RSS reads no more than the benchmark's own RSS when it started the run: a child's
+    ru_maxrss starts there (bench_peers: _reset_own_peak_rss), so only that bound is known."""
+    bench = record.get("bench_rss_mib")
+    return "≤ " if bench is not None and mib <= bench else ""
+
+
 def _row(record: dict, base: dict, size: int, timeout_s: float) -> str:
     label = TOOL_LABELS.get(record["tool"], record["tool"])
     if "skipped" in record:
@@ -182,7 +193,9 @@ def _row(record: dict, base: dict, size: int, timeout_s: float) -> str:
     cells = [label, wall,
              at_least.replace("≥", ">") + _ratio(record["wall_s"], base.get("wall_s")),
              at_least + f"{record['cpu_s']:.1f}", at_least + _ratio(record["cpu_s"], base.get("cpu_s")),
-             at_least + f"{record['peak_rss_mib']:,}", at_least + f"{tree:,}", at_least + f"{(tree << 20) / size:.2f}",
+             at_least + _rss_bound(record, record["peak_rss_mib"]) + f"{record['peak_rss_mib']:,}",
+             at_least + _rss_bound(record, tree) + f"{tree:,}",
+             at_least + _rss_bound(record, tree) + f"{(tree << 20) / size:.2f}",
              f"{record['load_avg_before']}→{record['load_avg_after']}", _check_cell(record)]
     return "| " + " | ".join(cells) + " |"
 
