@@ -190,12 +190,12 @@ def _row(record: dict, base: dict, size: int, timeout_s: float) -> str:
     wall = f"{record['wall_s']:.1f}" if done else f"> {timeout_s:.0f} (killed)"
     if record.get("walls"):
         wall += f" (median of {_walls(record, 1)})"
+    tree_at_most = at_least + _rss_bound(record, tree)
     cells = [label, wall,
              at_least.replace("≥", ">") + _ratio(record["wall_s"], base.get("wall_s")),
              at_least + f"{record['cpu_s']:.1f}", at_least + _ratio(record["cpu_s"], base.get("cpu_s")),
              at_least + _rss_bound(record, record["peak_rss_mib"]) + f"{record['peak_rss_mib']:,}",
-             at_least + _rss_bound(record, tree) + f"{tree:,}",
-             at_least + _rss_bound(record, tree) + f"{(tree << 20) / size:.2f}",
+             tree_at_most + f"{tree:,}", tree_at_most + f"{(tree << 20) / size:.2f}",
              f"{record['load_avg_before']}→{record['load_avg_after']}", _check_cell(record)]
     return "| " + " | ".join(cells) + " |"
 
